@@ -1,0 +1,1 @@
+"""gadjax: GAN-based anomaly detection in JAX/Flax."""

@@ -1,0 +1,77 @@
+"""Networks: Flax NNX modules, used through ``PureNet`` (split once, merge inside jit).
+
+``NETS`` maps a family name to a builder; ``NetSpec`` says which family, image shape,
+latent size and width a model uses.  ``build_nets(spec)`` returns the three pure nets
+(generator, critic, encoder) and their pure initialisers.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, NamedTuple
+
+from gadjax.nets.dcgan import NORMS, ConvTrunk, Critic, Encoder, Generator, spatial_plan
+from gadjax.nets.pure import PureNet, count_params, init_fn
+from gadjax.nets.thesis import ThesisGenerator, thesis_critic, thesis_encoder
+
+
+@dataclasses.dataclass(frozen=True)
+class NetSpec:
+    """Architecture of one GAN: ``family`` in ``NETS``; ``width`` is ngf = ndf.
+
+    ``critic_norm`` must not be 'batch' with a gradient penalty (it couples samples).
+    """
+
+    family: str = "dcgan"
+    image_shape: tuple[int, int, int] = (28, 28, 1)
+    z_dim: int = 100
+    width: int = 64
+    critic_norm: str = "layer"
+    generator_norm: str = "batch"
+    encoder_output: str = "linear"
+
+    def __post_init__(self):
+        if self.family not in NETS:
+            raise ValueError(f"unknown net family {self.family!r}; known: {sorted(NETS)}")
+        if len(self.image_shape) != 3:
+            raise ValueError(f"image_shape must be (H, W, C), got {self.image_shape}")
+        for norm in (self.critic_norm, self.generator_norm):
+            if norm not in NORMS:
+                raise ValueError(f"unknown norm {norm!r}; choose one of {NORMS}")
+        object.__setattr__(self, "image_shape", tuple(int(s) for s in self.image_shape))
+
+    @property
+    def output_range(self) -> tuple[float, float]:
+        """Range of generated pixels; training data must be scaled to it."""
+        return NETS[self.family].output_range
+
+
+class Family(NamedTuple):
+    generator: Callable
+    critic: Callable
+    encoder: Callable
+    output_range: tuple[float, float]
+
+
+NETS: dict[str, Family] = {
+    "dcgan": Family(
+        generator=lambda s, rngs: Generator(s.image_shape, s.z_dim, s.width, norm=s.generator_norm, rngs=rngs),
+        critic=lambda s, rngs: Critic(s.image_shape, s.width, norm=s.critic_norm, rngs=rngs),
+        encoder=lambda s, rngs: Encoder(s.image_shape, s.z_dim, s.width, norm=s.critic_norm,
+                                        output=s.encoder_output, rngs=rngs),
+        output_range=(-1.0, 1.0)),
+    "thesis": Family(
+        generator=lambda s, rngs: ThesisGenerator(s.image_shape, s.z_dim, s.width, rngs=rngs),
+        critic=lambda s, rngs: thesis_critic(s.image_shape, s.width, rngs=rngs),
+        encoder=lambda s, rngs: thesis_encoder(s.image_shape, s.z_dim, s.width, rngs=rngs),
+        output_range=(0.0, 1.0)),
+}
+
+
+def build_nets(spec: NetSpec, parts=("generator", "critic", "encoder")) -> dict[str, tuple[PureNet, Callable]]:
+    """``{part: (PureNet, init(key) -> (params, stats))}`` for the requested parts."""
+    family = NETS[spec.family]
+    return {part: init_fn(lambda rngs, f=getattr(family, part): f(spec, rngs), name=part) for part in parts}
+
+
+__all__ = ["NETS", "NetSpec", "PureNet", "build_nets", "init_fn", "count_params", "spatial_plan",
+           "Generator", "Critic", "Encoder", "ConvTrunk", "ThesisGenerator", "thesis_critic", "thesis_encoder"]
