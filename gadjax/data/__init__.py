@@ -35,6 +35,7 @@ from gadjax.data.splits import (
     PROTOCOLS,
     OneClassSplit,
     TabularSplit,
+    image_split,
     industrial_split,
     one_class_split,
     tabular_split,
@@ -69,7 +70,7 @@ def load(name: str, data_dir: str | os.PathLike | None = None, **kwargs) -> Imag
 
 
 __all__ = [
-    "DATASETS", "ENV_VAR", "IMAGE_DATASETS", "ODDS_NAMES", "PROTOCOLS",
+    "DATASETS", "image_split", "ENV_VAR", "IMAGE_DATASETS", "ODDS_NAMES", "PROTOCOLS",
     "BatchSampler", "ImageData", "OneClassSplit", "TabularData", "TabularSplit",
     "check_images", "clear_cache", "data_dir", "fashion_mnist", "industrial_split", "is_attack",
     "kddcup99", "load", "load_cifar10", "load_mnist_idx", "load_mvtec", "load_tfds", "magnetic_tile",

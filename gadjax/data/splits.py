@@ -210,3 +210,21 @@ def tabular_split(x: np.ndarray, y: np.ndarray, *, test_fraction: float = 0.5, v
 
     return TabularSplit(f(x_tr), f(x[np.sort(val_idx)].astype(np.float64)), f(x[test_idx].astype(np.float64)),
                         y[test_idx].astype(np.uint8), shift.astype(np.float32), scale.astype(np.float32))
+
+
+def image_split(data: ImageData, cls: int | None = None, protocol: str = "one-normal", val_fraction: float = 0.1,
+                contamination: float = 0.0, seed: int = 0) -> OneClassSplit:
+    """The protocol a dataset calls for: ``industrial`` for good/defective sets (MVTec,
+    Magnetic Tile: ``cls`` must be None), else ``one_class_split`` around ``cls``."""
+    industrial = data.masks_test is not None and not np.any(data.y_train)
+    if industrial:
+        if cls is not None or protocol not in ("industrial", "one-normal"):
+            raise ValueError(f"{data.name or 'this dataset'} has a fixed good/defective split: it uses the "
+                             "'industrial' protocol and takes no class")
+        if contamination:
+            raise ValueError("contamination is only available for class-labelled datasets")
+        return industrial_split(data, val_fraction, seed)
+    if cls is None:
+        raise ValueError(f"{data.name or 'this dataset'} needs a class for protocol {protocol!r} "
+                         f"(e.g. --normal-class 0)")
+    return one_class_split(data, cls, protocol, val_fraction, contamination, seed)

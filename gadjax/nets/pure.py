@@ -36,7 +36,9 @@ class PureNet:
         ``train`` is forwarded to the module; modules with BatchNorm use batch
         statistics and update running averages only when ``train=True``.
         """
-        module = nnx.merge(self.graphdef, params, stats)
+        # copy=True: fresh Variables at the current trace level, so BatchNorm may update
+        # its statistics under jax.grad even when ``stats`` came from an outer trace.
+        module = nnx.merge(self.graphdef, params, stats, copy=True)
         out = module(*args, train=train, **kwargs)
         _, _, new_stats = nnx.split(module, nnx.Param, ...)
         return out, new_stats

@@ -109,6 +109,17 @@ class GANTrainer:
     def n_critic(self) -> int:
         return self.objective.n_critic
 
+    # The train_loop protocol: each step consumes n_critic real batches.
+    batches_per_step = n_critic
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return self.config.nets.image_shape
+
+    @property
+    def value_range(self) -> tuple[float, float]:
+        return self.config.nets.output_range
+
     def _init(self, key: jax.Array) -> GANState:
         k_g, k_d, k_run = jax.random.split(key, 3)
         g_params, g_stats = self._g_init(k_g)

@@ -1,0 +1,5 @@
+import sys
+
+from gadjax.cli import main
+
+sys.exit(main())
