@@ -75,3 +75,29 @@ class DataParallel:
             self.check_batch(local.shape[batch_axis])
             return jax.device_put(local, sharding)
         return jax.make_array_from_process_local_data(sharding, local)
+
+
+def resolve(parallel: "bool | DataParallel | None") -> "DataParallel | None":
+    """The one flag: ``True`` -> all devices, ``False``/``None`` -> single device."""
+    if parallel is True:
+        return DataParallel.create()
+    return parallel or None
+
+
+def jit_step(fn, parallel: "DataParallel | None", n_replicated: int = 1, batch_axis: int = 1):
+    """``jax.jit`` a train step ``fn(state, *replicated_args, batches)``.
+
+    The state (argument 0) is donated.  With ``parallel`` the state and the other
+    ``n_replicated - 1`` leading arguments are replicated and the last argument is
+    sharded along ``batch_axis``; outputs (state, metrics) are replicated.
+    """
+    if parallel is None:
+        return jax.jit(fn, donate_argnums=0)
+    rep = parallel.replicated
+    in_shardings = (rep,) * n_replicated + (parallel.batch(batch_axis),)
+    return jax.jit(fn, donate_argnums=0, in_shardings=in_shardings, out_shardings=(rep, rep))
+
+
+def jit_init(fn, parallel: "DataParallel | None"):
+    """``jax.jit`` an ``init(key) -> state``, placing the state replicated when parallel."""
+    return jax.jit(fn) if parallel is None else jax.jit(fn, out_shardings=parallel.replicated)

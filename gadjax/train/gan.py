@@ -18,7 +18,7 @@ from flax import struct
 
 from gadjax.losses import GAN_LOSSES, GANLoss, clip_weights, gradient_penalty
 from gadjax.nets import NetSpec, build_nets
-from gadjax.parallel import DataParallel
+from gadjax.parallel import DataParallel, jit_init, jit_step, resolve
 
 PyTree = Any
 
@@ -95,15 +95,10 @@ class GANTrainer:
         self.critic, self._d_init = nets["critic"]
         self.optimizer = self.objective.optimizer(self.objective.learning_rate)
         self.unroll = default_unroll() if unroll is None else unroll
-        self.parallel = DataParallel.create() if parallel is True else (parallel or None)
+        self.parallel = resolve(parallel)
         self.trace_count = 0  # incremented each time the step is traced: a test checks it stays 1
-        if self.parallel is None:
-            self.init = jax.jit(self._init)
-            self.step = jax.jit(self._step, donate_argnums=0)
-        else:
-            rep, data = self.parallel.replicated, self.parallel.batch(batch_axis=1)
-            self.init = jax.jit(self._init, out_shardings=rep)
-            self.step = jax.jit(self._step, donate_argnums=0, in_shardings=(rep, data), out_shardings=(rep, rep))
+        self.init = jit_init(self._init, self.parallel)
+        self.step = jit_step(self._step, self.parallel)
 
     @property
     def n_critic(self) -> int:
@@ -197,6 +192,9 @@ class GANTrainer:
 
     def put_batches(self, real) -> jax.Array:
         """Host (n_critic, B, ...) array -> device array with this trainer's sharding."""
-        if self.parallel is None:
-            return jnp.asarray(real)
-        return self.parallel.put_batch(real, batch_axis=1)
+        return put_batches(real, self.parallel)
+
+
+def put_batches(batches, parallel: DataParallel | None) -> jax.Array:
+    """Host (k, B, ...) sub-batches -> device array, sharded along B when parallel."""
+    return jnp.asarray(batches) if parallel is None else parallel.put_batch(batches, batch_axis=1)

@@ -1,0 +1,144 @@
+"""The detector wrapper every gadjax model shares (pyod-style).
+
+``fit(x, x_val=None)`` trains on normal images, ``score_samples(x)`` returns one score
+per image (higher = more anomalous) and ``threshold_`` is a percentile of the scores of
+NORMAL data only: ``x_val`` when given (held-out normals), else the training images.
+Test data never enter the threshold.
+"""
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from typing import Callable
+
+import jax
+import numpy as np
+
+from gadjax.data.transforms import check_images, to_float
+from gadjax.metrics import threshold_from_normal
+from gadjax.nets import NetSpec
+from gadjax.scores import anomaly_map
+from gadjax.train import GANConfig, GANTrainer, RunConfig, check_range, train_loop
+
+
+def map_batches(fn: Callable[[np.ndarray, int], dict], x: np.ndarray, batch_size: int) -> dict:
+    """Apply ``fn(batch, offset) -> dict of (b, ...) arrays`` over ``x`` in fixed-size
+    batches and concatenate.  The last batch is padded (edge rows repeated) so every call
+    has the same shape and the jitted scorer compiles once."""
+    out: dict[str, list] = {}
+    for start in range(0, len(x), batch_size):
+        chunk = x[start:start + batch_size]
+        n = len(chunk)
+        if n < batch_size:
+            chunk = np.concatenate([chunk, np.repeat(chunk[-1:], batch_size - n, axis=0)])
+        for k, v in fn(chunk, start).items():
+            out.setdefault(k, []).append(np.asarray(v)[:n])
+    return {k: np.concatenate(v) for k, v in out.items()}
+
+
+class GANDetector:
+    """Base class: a GAN trained on normal data plus a model-specific scorer.
+
+    Args:
+      gan: the GAN to train (``GANConfig``); its ``nets.image_shape`` is replaced by the
+        training images' shape at ``fit`` time.
+      run: steps, batch size, seed and (optionally) ``out_dir`` for checkpoints/logs.
+      threshold_percentile: percentile of normal scores used as ``threshold_``.
+      score_batch_size: images per compiled scoring call.
+      parallel: shard training and scoring batches over all devices.
+    """
+
+    def __init__(self, gan: GANConfig = GANConfig(), run: RunConfig = RunConfig(),
+                 threshold_percentile: float = 95.0, score_batch_size: int = 64, parallel: bool = False):
+        self.gan_config, self.run = gan, run
+        self.threshold_percentile = threshold_percentile
+        self.score_batch_size = score_batch_size
+        self.parallel = parallel
+        self.gan_trainer: GANTrainer | None = None
+        self.gan_state = None
+        self.threshold_: float | None = None
+
+    # ------------------------------------------------------------------ inputs
+    @property
+    def value_range(self) -> tuple[float, float]:
+        return self.gan_config.nets.output_range
+
+    def _prepare(self, x, name: str = "x") -> np.ndarray:
+        """uint8 images are scaled to the generator's range; floats must already be in it."""
+        expected = self.gan_trainer.image_shape if self.gan_trainer is not None else None
+        check_images(x, name=name, expected_hw=expected and expected[:2], channels=expected and expected[2])
+        if np.asarray(x).dtype == np.uint8:
+            return to_float(np.asarray(x), "sigmoid" if self.value_range[0] == 0 else "tanh")
+        x = np.asarray(x, np.float32)
+        check_range(x, self.value_range, name)
+        return x
+
+    def _subrun(self, name: str) -> RunConfig:
+        out = self.run.out_dir and str(pathlib.Path(self.run.out_dir) / name)
+        return dataclasses.replace(self.run, out_dir=out)
+
+    # --------------------------------------------------------------------- fit
+    def fit(self, x, x_val=None, gan: tuple[GANTrainer, object] | None = None):
+        """Train on normal images ``x`` (N, H, W, C); ``gan=(trainer, state)`` reuses a
+        trained GAN (e.g. to compare detectors on the same generator).  Returns self."""
+        if gan is not None:
+            self.gan_trainer, self.gan_state = gan
+            self.gan_config = self.gan_trainer.config
+        x = self._prepare(x, "x_train")
+        if gan is None:
+            nets = dataclasses.replace(self.gan_config.nets, image_shape=tuple(x.shape[1:]))
+            self.gan_config = dataclasses.replace(self.gan_config, nets=nets)
+            self.gan_trainer = GANTrainer(self.gan_config, parallel=self.parallel)
+            self.gan_state, _ = train_loop(self.gan_trainer, x, self._subrun("gan"))
+        self._fit_scorer(x)
+        normal = x if x_val is None else self._prepare(x_val, "x_val")
+        self.threshold_ = float(threshold_from_normal(self.score_samples(normal), self.threshold_percentile))
+        return self
+
+    def _fit_scorer(self, x: np.ndarray) -> None:
+        """Model-specific training after the GAN (e.g. f-AnoGAN's encoder)."""
+
+    # ------------------------------------------------------------------- score
+    def _score_batch(self, x: np.ndarray, offset: int) -> dict:
+        """{'score': (b,), 'reconstruction': (b, H, W, C)} for one fixed-size batch."""
+        raise NotImplementedError
+
+    def _put(self, x: np.ndarray):
+        if self.gan_trainer.parallel is None:
+            return jax.numpy.asarray(x)
+        return self.gan_trainer.parallel.put_batch(x, batch_axis=0)
+
+    def _check_fitted(self):
+        if self.gan_trainer is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted yet: call fit(x) first")
+
+    def score_details(self, x) -> dict:
+        """Scores and reconstructions of every image: {'score': (N,), 'reconstruction': ...}."""
+        self._check_fitted()
+        x = self._prepare(x)
+        return map_batches(lambda b, off: self._score_batch(self._put(b), off), x, self.score_batch_size)
+
+    def score_samples(self, x) -> np.ndarray:
+        """Anomaly scores (N,), higher = more anomalous."""
+        return self.score_details(x)["score"]
+
+    decision_function = score_samples
+
+    def predict(self, x) -> np.ndarray:
+        """1 = anomalous (score above ``threshold_``), 0 = normal."""
+        if self.threshold_ is None:
+            raise RuntimeError("threshold_ is unset: call fit(x) first")
+        return (self.score_samples(x) > self.threshold_).astype(np.int64)
+
+    def reconstruct(self, x) -> np.ndarray:
+        return self.score_details(x)["reconstruction"]
+
+    def anomaly_map(self, x, sigma: float = 0.0) -> np.ndarray:
+        """Per-pixel |x - reconstruction| (N, H, W), optionally Gaussian-smoothed."""
+        details = self.score_details(x)
+        return np.asarray(anomaly_map(self._prepare(x), details["reconstruction"], sigma=sigma))
+
+
+def default_gan(image_shape=(28, 28, 1), family: str = "dcgan", width: int = 64) -> GANConfig:
+    """WGAN-GP with the chosen net family; the paper defaults otherwise."""
+    return GANConfig(NetSpec(family, tuple(image_shape), 128 if family == "thesis" else 100, width))
