@@ -1,0 +1,180 @@
+"""Run directories: train a GAN or detector from a flat config, evaluate it later.
+
+A run directory holds ``config.json`` (every option), ``gan/`` (GAN checkpoints and
+metrics), ``encoder/`` for encoder-based detectors, ``samples/`` and, after
+``evaluate_run``, ``evaluation.json`` with ROC / histogram / reconstruction PNGs.
+Re-running ``train_run`` on the same directory resumes from the last checkpoints.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import pathlib
+import sys
+
+import jax
+import numpy as np
+
+from gadjax import data
+from gadjax.metrics import evaluate
+from gadjax.models import DETECTORS
+from gadjax.nets import NetSpec
+from gadjax.scores import anomaly_map
+from gadjax.train import Checkpointer, GANConfig, GANTrainer, RunConfig, train_loop
+from gadjax.train.encoder import EncoderConfig
+from gadjax.viz import save_grid, save_histogram, save_roc, save_triplets
+
+INDUSTRIAL = ("mvtec_transistor", "magnetic_tile")
+# Options that may change between a run and its resumption without changing the model.
+VOLATILE = ("steps", "log_every", "sample_every", "checkpoint_every", "progress")
+
+
+@dataclasses.dataclass(frozen=True)
+class RunSpec:
+    """Everything that defines a run; mirrors the ``gadjax train`` options."""
+
+    model: str = "wgan-gp"  # a GAN objective, or a detector name (anogan, fanogan)
+    gan_loss: str = "wgan-gp"  # the GAN objective of a detector
+    dataset: str = "mnist"
+    data_dir: str | None = None
+    normal_class: int | None = 0
+    protocol: str = "one-normal"
+    contamination: float = 0.0
+    val_fraction: float = 0.1
+    net: str = "thesis"
+    z_dim: int | None = None
+    width: int = 64
+    critic_norm: str | None = None
+    steps: int = 2000
+    encoder_steps: int | None = None
+    encoder_strategy: str = "izif"
+    kappa: float = 1.0
+    search_steps: int = 500
+    batch_size: int = 64
+    lr: float | None = None
+    n_critic: int | None = None
+    seed: int = 0
+    log_every: int = 50
+    sample_every: int = 250
+    checkpoint_every: int = 250
+    data_parallel: bool = False
+    progress: bool = True
+
+    @property
+    def objective(self) -> str:
+        return self.gan_loss if self.model in DETECTORS else self.model
+
+    def split(self) -> data.OneClassSplit:
+        dataset = data.load(self.dataset, self.data_dir)
+        protocol = "industrial" if self.dataset in INDUSTRIAL else self.protocol
+        cls = None if self.dataset in INDUSTRIAL else self.normal_class
+        return data.image_split(dataset, cls, protocol, self.val_fraction, self.contamination, self.seed)
+
+    def gan_config(self, image_shape) -> GANConfig:
+        critic_norm = self.critic_norm or ("batch" if self.objective in ("dcgan", "lsgan") else "layer")
+        z_dim = self.z_dim or (128 if self.net == "thesis" else 100)
+        nets = NetSpec(self.net, tuple(image_shape), z_dim, self.width, critic_norm=critic_norm)
+        return GANConfig(nets, self.objective, learning_rate=self.lr, n_critic=self.n_critic)
+
+    def run_config(self, out: pathlib.Path) -> RunConfig:
+        return RunConfig(steps=self.steps, batch_size=self.batch_size, seed=self.seed, out_dir=str(out),
+                         log_every=self.log_every, sample_every=self.sample_every,
+                         checkpoint_every=self.checkpoint_every, progress=self.progress)
+
+    def detector(self, gan: GANConfig, out: pathlib.Path):
+        if self.model not in DETECTORS:
+            raise ValueError(f"model {self.model!r} is a GAN objective, not a detector; "
+                             f"detectors: {sorted(DETECTORS)}")
+        kwargs = {"parallel": self.data_parallel}
+        if self.model == "fanogan":
+            kwargs.update(encoder=EncoderConfig(self.encoder_strategy, self.kappa), encoder_steps=self.encoder_steps)
+        elif self.model == "anogan":
+            kwargs.update(search_steps=self.search_steps)
+        return DETECTORS[self.model](gan, self.run_config(out), **kwargs)
+
+
+def save_spec(out: pathlib.Path, spec: RunSpec) -> None:
+    """Write config.json, refusing to reuse a directory whose run differs."""
+    path = out / "config.json"
+    new = dataclasses.asdict(spec)
+    if path.exists():
+        old = json.loads(path.read_text())
+        changed = {k: (old.get(k), v) for k, v in new.items() if k not in VOLATILE and old.get(k) != v}
+        if changed:
+            raise ValueError(f"{out} holds a run with a different configuration (saved vs now: {changed}); "
+                             "use another output directory")
+    out.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(new, indent=2, sort_keys=True))
+
+
+def load_spec(out: pathlib.Path) -> RunSpec:
+    path = pathlib.Path(out) / "config.json"
+    if not path.exists():
+        raise FileNotFoundError(f"{path} not found: is {out} a gadjax run directory (made by gadjax train)?")
+    return RunSpec(**json.loads(path.read_text()))
+
+
+def _scale(spec_range, x):
+    return data.to_float(x, "sigmoid" if spec_range[0] == 0 else "tanh")
+
+
+def train_run(spec: RunSpec, out: str | pathlib.Path, log=None):
+    """Train (or resume) the GAN, then the detector's own parts. Returns the detector or
+    ``(trainer, state)`` for a plain GAN."""
+    out = pathlib.Path(out)
+    save_spec(out, spec)
+    split = spec.split()
+    gan = spec.gan_config(split.x_train.shape[1:])
+    trainer = GANTrainer(gan, parallel=spec.data_parallel)
+    print(f"gadjax: {spec.model} on {spec.dataset} ({split.protocol}: normal = {split.normal}; "
+          f"{len(split.x_train)} training images), {jax.device_count()} device(s) [{jax.default_backend()}]",
+          file=log or sys.stderr)
+    z_fixed = trainer.latent(jax.random.PRNGKey(spec.seed + 1), 64)
+
+    def on_sample(step, state):
+        images = np.asarray(trainer.generate(state, z_fixed))
+        if jax.process_index() == 0:
+            save_grid(out / "samples" / f"step_{step:06d}.png", images, value_range=gan.nets.output_range)
+
+    gan_state, _ = train_loop(trainer, _scale(gan.nets.output_range, split.x_train),
+                              spec.run_config(out / "gan"), on_sample=on_sample)
+    if spec.model not in DETECTORS:
+        return trainer, gan_state
+    return spec.detector(gan, out).fit(split.x_train, split.x_val, gan=(trainer, gan_state))
+
+
+def evaluate_run(out: str | pathlib.Path, limit: int | None = None, sigma: float = 0.0) -> dict:
+    """Score the test split of a finished detector run; threshold from normal val data.
+
+    ``limit`` scores a seeded random subset of the test set (for slow AnoGAN searches).
+    Writes ``evaluation.json``, ``roc.png``, ``histogram.png`` and ``reconstructions.png``.
+    """
+    out = pathlib.Path(out)
+    spec = dataclasses.replace(load_spec(out), progress=False)
+    done = Checkpointer(out / "gan" / "checkpoints").latest_step()
+    if done is None or done < spec.steps:
+        raise RuntimeError(f"{out} is not fully trained (GAN checkpoint step {done} of {spec.steps}); "
+                           "run gadjax train with the same options first")
+    detector = train_run(spec, out)  # restores every checkpoint; computes threshold_ on x_val
+    split = spec.split()
+    idx = np.arange(len(split.x_test))
+    if limit is not None and limit < len(idx):
+        idx = np.sort(np.random.default_rng(spec.seed).choice(idx, limit, replace=False))
+    x_test, y_test = split.x_test[idx], split.y_test[idx]
+    details = detector.score_details(x_test)
+    scores = details["score"]
+    masks = None if split.masks_test is None else split.masks_test[idx]
+    x_float = _scale(detector.value_range, x_test)
+    maps = None if masks is None else np.asarray(anomaly_map(x_float, details["reconstruction"], sigma=sigma))
+    result = evaluate(y_test, scores, detector.threshold_, masks=masks, maps=maps)
+    result.update(model=spec.model, dataset=spec.dataset, protocol=split.protocol, normal=split.normal,
+                  n_test=int(len(idx)), n_anomalous=int(y_test.sum()), seed=spec.seed)
+    save_roc(out / "roc.png", y_test, scores)
+    save_histogram(out / "histogram.png", scores[y_test == 0], scores[y_test == 1], detector.threshold_)
+    order = np.r_[np.flatnonzero(y_test == 0)[:4], np.flatnonzero(y_test == 1)[:4]]
+    shown, rec = x_float[order], details["reconstruction"][order]
+    save_triplets(out / "reconstructions.png", shown, rec, np.asarray(anomaly_map(shown, rec)),
+                  n=len(order), value_range=detector.value_range)
+    (out / "evaluation.json").write_text(json.dumps(result, indent=2))
+    np.save(out / "test_scores.npy", scores)
+    return result
