@@ -1,1 +1,30 @@
-"""gadjax: GAN-based anomaly detection in JAX/Flax."""
+"""gadjax: GAN-based anomaly detection in JAX/Flax, built for speed.
+
+    import gadjax
+    from gadjax import data
+    mnist = data.load("mnist")
+    split = data.one_class_split(mnist, 1, "one-normal")
+    det = gadjax.FAnoGAN(gadjax.default_gan(), gadjax.RunConfig(steps=1000)).fit(split.x_train, split.x_val)
+    scores = det.score_samples(split.x_test)          # higher = more anomalous
+
+Pure functions (``search_latent``, ``fanogan_scores``, ``gradient_penalty``, the
+scores in ``gadjax.scores``) take plain pytrees and compose with jit/vmap/grad.
+"""
+from gadjax import data, losses, metrics, scores
+from gadjax.losses import GAN_LOSSES, gradient_penalty
+from gadjax.models import (DETECTORS, AnoGAN, AnoGANResult, FAnoGAN, GANDetector, default_gan, fanogan_scores,
+                           search_latent, search_latent_per_image)
+from gadjax.nets import NETS, NetSpec, PureNet, build_nets
+from gadjax.parallel import DataParallel, initialize_distributed
+from gadjax.train import (Checkpointer, GANConfig, GANState, GANTrainer, NonFiniteError, RunConfig, train_loop)
+from gadjax.train.encoder import EncoderConfig, EncoderState, EncoderTrainer
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AnoGAN", "AnoGANResult", "Checkpointer", "DETECTORS", "DataParallel", "EncoderConfig", "EncoderState",
+    "EncoderTrainer", "FAnoGAN", "GANConfig", "GANDetector", "GANState", "GANTrainer", "GAN_LOSSES", "NETS",
+    "NetSpec", "NonFiniteError", "PureNet", "RunConfig", "build_nets", "data", "default_gan", "fanogan_scores",
+    "gradient_penalty", "initialize_distributed", "losses", "metrics", "scores", "search_latent",
+    "search_latent_per_image", "train_loop",
+]
