@@ -143,7 +143,7 @@ def main():
     # ------------------------------------------------------------ scoring
     g, c, e = trainer.generator, trainer.critic, enc_trainer.encoder
     s = gan_state
-    nets = (g, s.g_params, s.g_stats, c, s.d_params, s.d_stats)
+    nets = (g, s.params["generator"], s.stats["generator"], c, s.params["critic"], s.stats["critic"])
     key = jax.random.PRNGKey(0)
     n = args.images
     rows = []   # (method, loop, K, images timed, first s, median s, s/img)
@@ -191,8 +191,8 @@ def main():
         print(f"    batched loop forms, max rel. score difference: {worst:.1e}")
 
     kappa = 1.0
-    fa = lambda: fanogan_scores(g, c, e, s.g_params, s.g_stats, s.d_params, s.d_stats,  # noqa: E731
-                                enc_state.e_params, enc_state.e_stats, x_test, kappa)
+    fa = lambda: fanogan_scores(g, c, e, *nets[1:3], *nets[4:6],  # noqa: E731
+                                enc_state.params["encoder"], enc_state.stats["encoder"], x_test, kappa)
     first, med = _first_and_median(fa, max(args.repeats, 20))
     add("f-AnoGAN", "one forward pass", "-", n, first, med)
 

@@ -177,8 +177,8 @@ def main(argv=None):
     print(f"gadjax experiment: AnoGAN vs f-AnoGAN, MNIST {PROTOCOL}, digits {args.digits}, seeds {args.seeds}, "
           f"{len(test_idx)} test images, {jax.default_backend()}", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
-    for digit in args.digits:
-        for seed in args.seeds:
+    for seed in args.seeds:  # seeds outer: every digit gets seed 0 first
+        for digit in args.digits:
             rows = run_one(mnist, digit, seed, args, test_idx, out)
             _write_results(out / RESULTS, rows)  # after every (digit, seed): partial results survive
     print(f"done in {time.perf_counter() - t0:.0f}s -> {out / RESULTS}", file=sys.stderr)

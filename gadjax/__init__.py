@@ -16,15 +16,16 @@ from gadjax.models import (DETECTORS, AnoGAN, AnoGANResult, FAnoGAN, GANDetector
                            search_latent, search_latent_per_image)
 from gadjax.nets import NETS, NetSpec, PureNet, build_nets
 from gadjax.parallel import DataParallel, initialize_distributed
-from gadjax.train import (Checkpointer, GANConfig, GANState, GANTrainer, NonFiniteError, RunConfig, train_loop)
-from gadjax.train.encoder import EncoderConfig, EncoderState, EncoderTrainer
+from gadjax.train import (Checkpointer, GANConfig, GANTrainer, NonFiniteError, Player, PlayerTrainer, RunConfig,
+                          TrainState, train_loop)
+from gadjax.train.encoder import EncoderConfig, EncoderTrainer
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "AnoGAN", "AnoGANResult", "Checkpointer", "DETECTORS", "DataParallel", "EncoderConfig", "EncoderState",
-    "EncoderTrainer", "FAnoGAN", "GANConfig", "GANDetector", "GANState", "GANTrainer", "GAN_LOSSES", "NETS",
-    "NetSpec", "NonFiniteError", "PureNet", "RunConfig", "build_nets", "data", "default_gan", "fanogan_scores",
+    "AnoGAN", "AnoGANResult", "Checkpointer", "DETECTORS", "DataParallel", "EncoderConfig",
+    "EncoderTrainer", "FAnoGAN", "GANConfig", "GANDetector", "GANTrainer", "GAN_LOSSES", "NETS",
+    "NetSpec", "NonFiniteError", "Player", "PlayerTrainer", "PureNet", "RunConfig", "TrainState", "build_nets", "data", "default_gan", "fanogan_scores",
     "gradient_penalty", "initialize_distributed", "losses", "metrics", "scores", "search_latent",
     "search_latent_per_image", "train_loop",
 ]

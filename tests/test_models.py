@@ -101,8 +101,9 @@ def test_fanogan_pure_function_matches_detector():
     x = _squares(16)
     det = FAnoGAN(TINY, RUN, encoder_steps=2, score_batch_size=16).fit(x)
     t, s, e = det.gan_trainer, det.gan_state, det.encoder_state
-    out = fanogan_scores(t.generator, t.critic, det.encoder_trainer.encoder, s.g_params, s.g_stats, s.d_params,
-                         s.d_stats, e.e_params, e.e_stats, data.to_float(x, "tanh"), 1.0)
+    out = fanogan_scores(t.generator, t.critic, det.encoder_trainer.encoder, s.params["generator"],
+                         s.stats["generator"], s.params["critic"], s.stats["critic"], e.params["encoder"],
+                         e.stats["encoder"], data.to_float(x, "tanh"), 1.0)
     np.testing.assert_allclose(out["score"], det.score_samples(x), rtol=1e-5)
 
 

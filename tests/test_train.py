@@ -27,18 +27,18 @@ def test_every_objective_trains_and_changes_params(loss):
     cfg = GANConfig(NetSpec("dcgan", (16, 16, 1), z_dim=8, width=4, critic_norm=critic_norm), loss, n_critic=2)
     trainer = GANTrainer(cfg)
     state = trainer.init(jax.random.PRNGKey(0))
-    before = jax.tree.map(np.asarray, (state.g_params, state.d_params))
+    before = jax.tree.map(np.asarray, (state.params["generator"], state.params["critic"]))
     batch = trainer.put_batches(_images(2 * 8).reshape(2, 8, 16, 16, 1))
     for _ in range(2):
         state, metrics = trainer.step(state, batch)
     assert int(state.step) == 2
     assert float(metrics["finite"]) == 1.0
-    after = (state.g_params, state.d_params)
+    after = (state.params["generator"], state.params["critic"])
     for b, a in zip(jax.tree.leaves(before), jax.tree.leaves(after)):
         assert b.shape == a.shape
     assert any(not np.allclose(b, a) for b, a in zip(jax.tree.leaves(before), jax.tree.leaves(after)))
     if loss == "wgan":
-        assert max(float(jnp.abs(p).max()) for p in jax.tree.leaves(state.d_params)) <= 0.01 + 1e-7
+        assert max(float(jnp.abs(p).max()) for p in jax.tree.leaves(state.params["critic"])) <= 0.01 + 1e-7
 
 
 def test_second_step_does_not_recompile():
@@ -54,7 +54,7 @@ def test_second_step_does_not_recompile():
 def test_step_donates_state():
     trainer = GANTrainer(GANConfig(SPEC, "wgan-gp", n_critic=1))
     state = trainer.init(jax.random.PRNGKey(0))
-    leaf = jax.tree.leaves(state.d_params)[0]
+    leaf = jax.tree.leaves(state.params["critic"])[0]
     trainer.step(state, trainer.put_batches(_images(8)[None]))
     assert leaf.is_deleted(), "the old state's buffers should be donated to the new state"
 
@@ -62,7 +62,7 @@ def test_step_donates_state():
 def test_step_rejects_wrong_batch_layout():
     trainer = GANTrainer(GANConfig(SPEC, "wgan-gp"))
     state = trainer.init(jax.random.PRNGKey(0))
-    with pytest.raises(ValueError, match="n_critic=5"):
+    with pytest.raises(ValueError, match=r"batches_per_step=5.*got \(2, 8, 16, 16, 1\)"):
         trainer.step(state, jnp.zeros((2, 8, 16, 16, 1)))
 
 
@@ -93,8 +93,8 @@ def test_data_parallel_matches_single_device_in_float64(float64):
         sharded = parallel.put_batches(b)
         assert len(sharded.sharding.device_set) == 8 and sharded.addressable_shards[0].data.shape[1] == 2
         p_state, p_metrics = parallel.step(p_state, sharded)
-    assert jax.tree.leaves(p_state.g_params)[0].dtype == jnp.float64
-    assert len(jax.tree.leaves(p_state.g_params)[0].sharding.device_set) == 8
+    assert jax.tree.leaves(p_state.params["generator"])[0].dtype == jnp.float64
+    assert len(jax.tree.leaves(p_state.params["generator"])[0].sharding.device_set) == 8
     for a, b in zip(jax.tree.leaves(s_state), jax.tree.leaves(p_state)):
         np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-9, atol=1e-11)
     np.testing.assert_allclose(float(s_metrics["critic_loss"]), float(p_metrics["critic_loss"]), rtol=1e-9)

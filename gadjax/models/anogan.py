@@ -33,7 +33,8 @@ class AnoGAN(GANDetector):
 
     def _score_batch(self, x, offset: int) -> dict:
         t, s = self.gan_trainer, self.gan_state
-        result = search_latent(t.generator, s.g_params, s.g_stats, t.critic, s.d_params, s.d_stats, x,
+        result = search_latent(t.generator, s.params["generator"], s.stats["generator"], t.critic,
+                               s.params["critic"], s.stats["critic"], x,
                                jax.random.PRNGKey(self.run.seed + 7), steps=self.search_steps, lam=self.lam,
                                learning_rate=self.search_lr, restarts=self.restarts,
                                prior=self.gan_config.prior, loop=self.loop, _index_offset=offset)

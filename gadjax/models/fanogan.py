@@ -63,6 +63,7 @@ class FAnoGAN(GANDetector):
 
     def _score_batch(self, x, offset: int) -> dict:
         del offset  # deterministic: no randomness in f-AnoGAN scoring
-        t, s, e = self.gan_trainer, self.gan_state, self.encoder_state
-        return fanogan_scores(t.generator, t.critic, self.encoder_trainer.encoder, s.g_params, s.g_stats,
-                              s.d_params, s.d_stats, e.e_params, e.e_stats, x, self.encoder_config.kappa)
+        e, s = self.encoder_trainer, self.encoder_state  # holds the frozen GAN as well
+        return fanogan_scores(e.gan.generator, e.gan.critic, e.encoder, s.params["generator"], s.stats["generator"],
+                              s.params["critic"], s.stats["critic"], s.params["encoder"], s.stats["encoder"], x,
+                              self.encoder_config.kappa)

@@ -1,7 +1,8 @@
 """Training machinery shared by every detector: states, jitted steps, loop, checkpoints."""
 from gadjax.train.checkpoint import CheckpointError, Checkpointer
-from gadjax.train.gan import GANConfig, GANState, GANTrainer, default_unroll, sample_latent
+from gadjax.train.gan import GANConfig, GANTrainer, sample_latent
+from gadjax.train.players import Player, PlayerTrainer, TrainState, all_finite, default_unroll
 from gadjax.train.loop import NonFiniteError, RunConfig, check_range, train_loop
 
-__all__ = ["CheckpointError", "Checkpointer", "GANConfig", "GANState", "GANTrainer", "NonFiniteError",
+__all__ = ["CheckpointError", "Checkpointer", "GANConfig", "GANTrainer", "NonFiniteError", "Player", "PlayerTrainer", "TrainState", "all_finite",
            "RunConfig", "check_range", "default_unroll", "sample_latent", "train_loop"]

@@ -69,9 +69,10 @@ class Checkpointer:
                 state = self._manager.restore(candidate, args=ocp.args.StandardRestore(target))
                 return state, candidate
             except Exception as err:  # orbax raises many types for damaged files
-                log.warning("checkpoint %s/%s is unreadable (%s: %s); trying an older one",
-                            self.directory, candidate, type(err).__name__, err)
-                errors.append(f"step {candidate}: {type(err).__name__}: {err}")
+                reason = f"{type(err).__name__}: {str(err)[:300]}"  # orbax may dump whole trees
+                log.warning("checkpoint %s/%s is unreadable (%s); trying an older one",
+                            self.directory, candidate, reason)
+                errors.append(f"step {candidate}: {reason}")
         raise CheckpointError(f"no checkpoint in {self.directory} could be restored:\n" + "\n".join(errors))
 
     def close(self) -> None:

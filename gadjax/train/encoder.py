@@ -8,37 +8,23 @@ generator G and critic features f frozen:
 * ``izif``: izi plus the critic-feature residual,
             L = mean (x - G(E(x)))^2 + kappa * mean (f(x) - f(G(E(x))))^2
 
-The frozen GAN parameters are an ordinary (non-donated) argument of the jitted step, so
-they are neither baked into the compiled program nor copied into checkpoints.
+It is a ``PlayerTrainer`` with one player (the encoder); the trained generator and
+critic enter as fixed networks that no player updates.
 """
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
 
 import jax
 import jax.numpy as jnp
 import optax
-from flax import struct
 
 from gadjax.nets import build_nets
-from gadjax.parallel import jit_init, jit_step, resolve
 from gadjax.scores import feature_residual, mse_residual
-from gadjax.train.gan import GANState, GANTrainer, put_batches
+from gadjax.train.gan import GANTrainer
+from gadjax.train.players import Player, PlayerTrainer, TrainState
 
-PyTree = Any
 STRATEGIES = ("izi", "ziz", "izif")
-
-
-@struct.dataclass
-class EncoderState:
-    """What encoder training updates; ``step`` counts encoder updates."""
-
-    step: jax.Array
-    key: jax.Array
-    e_params: PyTree
-    e_stats: PyTree
-    e_opt: PyTree
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,77 +43,40 @@ class EncoderConfig:
             raise ValueError(f"kappa must be >= 0, got {self.kappa}")
 
 
-class EncoderTrainer:
-    """Trains an encoder for a trained ``GANTrainer``/``GANState`` pair.
+class EncoderTrainer(PlayerTrainer):
+    """Trains an encoder for a trained ``GANTrainer`` and its ``TrainState``."""
 
-    Follows the ``train_loop`` protocol (``init``, ``step``, ``put_batches``, ...), so
-    encoder runs checkpoint, resume and log exactly like GAN runs.
-    """
-
-    batches_per_step = 1
-
-    def __init__(self, gan: GANTrainer, gan_state: GANState, config: EncoderConfig = EncoderConfig(),
+    def __init__(self, gan: GANTrainer, gan_state: TrainState, config: EncoderConfig = EncoderConfig(),
                  parallel=None):
         self.gan, self.config = gan, config
-        self.parallel = resolve(gan.parallel if parallel is None else parallel)
-        self.encoder, self._e_init = build_nets(gan.config.nets, parts=("encoder",))["encoder"]
-        self.optimizer = optax.adam(config.learning_rate, b1=0.0, b2=0.9)
-        frozen = (gan_state.g_params, gan_state.g_stats, gan_state.d_params, gan_state.d_stats)
-        self.frozen = frozen if self.parallel is None else jax.device_put(frozen, self.parallel.replicated)
-        self.trace_count = 0
-        self.init = jit_init(self._init, self.parallel)
-        self._step_fn = jit_step(self._step, self.parallel, n_replicated=2)
+        nets = {"encoder": build_nets(gan.config.nets, parts=("encoder",))["encoder"],
+                "generator": (gan.generator, None), "critic": (gan.critic, None)}
+        self.encoder = nets["encoder"][0]
+        fixed = {n: (gan_state.params[n], gan_state.stats[n]) for n in ("generator", "critic")}
+        player = Player("encoder", ("encoder",), self._loss, optax.adam(config.learning_rate, b1=0.0, b2=0.9))
+        super().__init__(nets, [player], image_shape=gan.image_shape, value_range=gan.value_range, fixed=fixed,
+                         parallel=gan.parallel if parallel is None else parallel)
 
-    image_shape = property(lambda self: self.gan.image_shape)
-    value_range = property(lambda self: self.gan.value_range)
-
-    def step(self, state: EncoderState, batches: jax.Array):
-        """batches (1, B, H, W, C) -> (new state, metrics)."""
-        return self._step_fn(state, self.frozen, batches)
-
-    def put_batches(self, batches) -> jax.Array:
-        return put_batches(batches, self.parallel)
-
-    def _init(self, key: jax.Array) -> EncoderState:
-        k_e, k_run = jax.random.split(key)
-        e_params, e_stats = self._e_init(k_e)
-        return EncoderState(jnp.zeros((), jnp.int32), k_run, e_params, e_stats, self.optimizer.init(e_params))
-
-    def _loss(self, e_params, e_stats, frozen, x, key):
-        g_params, g_stats, d_params, d_stats = frozen
-        gen, critic, cfg = self.gan.generator, self.gan.critic, self.config
-        if cfg.strategy == "ziz":
+    def _loss(self, params, stats, x, key):
+        gen, critic = self.gan.generator, self.gan.critic
+        g = (params["generator"], stats["generator"])
+        if self.config.strategy == "ziz":
             z = self.gan.latent(key, x.shape[0], x.dtype)
-            z_rec, e_stats = self.encoder.apply(e_params, e_stats, gen(g_params, g_stats, z), train=True)
+            z_rec, e_stats = self.encoder.apply(params["encoder"], stats["encoder"], gen(*g, z), train=True)
             loss = jnp.mean((z - z_rec) ** 2)
-            return loss, (e_stats, {"latent_loss": loss})
-        z, e_stats = self.encoder.apply(e_params, e_stats, x, train=True)
-        x_rec = gen(g_params, g_stats, z)
+            return loss, ({"encoder": e_stats}, {"latent_loss": loss})
+        z, e_stats = self.encoder.apply(params["encoder"], stats["encoder"], x, train=True)
+        x_rec = gen(*g, z)
         image_loss = jnp.mean(mse_residual(x, x_rec))
         metrics = {"image_loss": image_loss}
         loss = image_loss
-        if cfg.strategy == "izif":
-            _, f_real = critic(d_params, d_stats, x)
-            _, f_rec = critic(d_params, d_stats, x_rec)
-            feature_loss = jnp.mean(feature_residual(f_real, f_rec))
-            metrics["feature_loss"] = feature_loss
-            loss = image_loss + cfg.kappa * feature_loss
-        return loss, (e_stats, metrics)
+        if self.config.strategy == "izif":
+            _, f_real = critic(params["critic"], stats["critic"], x)
+            _, f_rec = critic(params["critic"], stats["critic"], x_rec)
+            metrics["feature_loss"] = jnp.mean(feature_residual(f_real, f_rec))
+            loss = image_loss + self.config.kappa * metrics["feature_loss"]
+        return loss, ({"encoder": e_stats}, metrics)
 
-    def _step(self, state: EncoderState, frozen, batches: jax.Array):
-        self.trace_count += 1
-        if batches.ndim != 5 or batches.shape[0] != 1:
-            raise ValueError(f"encoder step expects batches of shape (1, B, H, W, C), got {batches.shape}")
-        key = jax.random.fold_in(state.key, state.step)
-        (loss, (e_stats, metrics)), grads = jax.value_and_grad(self._loss, has_aux=True)(
-            state.e_params, state.e_stats, frozen, batches[0], key)
-        updates, e_opt = self.optimizer.update(grads, state.e_opt, state.e_params)
-        e_params = optax.apply_updates(state.e_params, updates)
-        metrics = {"encoder_loss": loss, **metrics}
-        metrics["finite"] = jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in jax.tree.leaves(
-            (metrics, e_params))]))
-        return state.replace(step=state.step + 1, e_params=e_params, e_stats=e_stats, e_opt=e_opt), metrics
-
-    def encode(self, state: EncoderState, x: jax.Array) -> jax.Array:
+    def encode(self, state: TrainState, x: jax.Array) -> jax.Array:
         """z (B, z_dim) = E(x) in inference mode."""
-        return self.encoder(state.e_params, state.e_stats, x)
+        return self.apply(state, "encoder", x)
