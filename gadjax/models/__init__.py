@@ -2,11 +2,11 @@
 around pure JAX functions that can be used on their own."""
 from gadjax.models.anogan import AnoGAN
 from gadjax.models.anogan_search import AnoGANResult, search_latent, search_latent_per_image
-from gadjax.models.base import GANDetector, default_gan, map_batches
+from gadjax.models.base import Detector, GANDetector, PlayerDetector, default_gan, map_batches
 from gadjax.models.fanogan import FAnoGAN, fanogan_scores
 
 # name -> detector class; every entry is exercised by tests/test_models.py.
 DETECTORS = {"anogan": AnoGAN, "fanogan": FAnoGAN}
 
-__all__ = ["DETECTORS", "AnoGAN", "AnoGANResult", "FAnoGAN", "GANDetector", "default_gan", "fanogan_scores",
+__all__ = ["DETECTORS", "AnoGAN", "AnoGANResult", "Detector", "FAnoGAN", "GANDetector", "PlayerDetector", "default_gan", "fanogan_scores",
            "map_batches", "search_latent", "search_latent_per_image"]

@@ -1,4 +1,4 @@
-"""The detector wrapper every gadjax model shares (pyod-style).
+"""The detector wrappers every gadjax model shares (pyod-style).
 
 ``fit(x, x_val=None)`` trains on normal images, ``score_samples(x)`` returns one score
 per image (higher = more anomalous) and ``threshold_`` is a percentile of the scores of
@@ -36,36 +36,34 @@ def map_batches(fn: Callable[[np.ndarray, int], dict], x: np.ndarray, batch_size
     return {k: np.concatenate(v) for k, v in out.items()}
 
 
-class GANDetector:
-    """Base class: a GAN trained on normal data plus a model-specific scorer.
+class Detector:
+    """Base class of every detector: input checks, batched scoring, threshold, maps.
+
+    Subclasses implement ``_fit(x)`` (train on scaled normal images) and
+    ``_score_batch(x, offset) -> {'score': (b,), 'reconstruction': (b, H, W, C), ...}``
+    for one fixed-size device batch, and set ``image_shape_`` during ``_fit``.
 
     Args:
-      gan: the GAN to train (``GANConfig``); its ``nets.image_shape`` is replaced by the
-        training images' shape at ``fit`` time.
       run: steps, batch size, seed and (optionally) ``out_dir`` for checkpoints/logs.
       threshold_percentile: percentile of normal scores used as ``threshold_``.
       score_batch_size: images per compiled scoring call.
       parallel: shard training and scoring batches over all devices.
     """
 
-    def __init__(self, gan: GANConfig = GANConfig(), run: RunConfig = RunConfig(),
-                 threshold_percentile: float = 95.0, score_batch_size: int = 64, parallel: bool = False):
-        self.gan_config, self.run = gan, run
+    value_range: tuple[float, float] = (-1.0, 1.0)
+
+    def __init__(self, run: RunConfig = RunConfig(), threshold_percentile: float = 95.0,
+                 score_batch_size: int = 64, parallel: bool = False):
+        self.run = run
         self.threshold_percentile = threshold_percentile
         self.score_batch_size = score_batch_size
         self.parallel = parallel
-        self.gan_trainer: GANTrainer | None = None
-        self.gan_state = None
+        self.image_shape_: tuple[int, int, int] | None = None
         self.threshold_: float | None = None
 
-    # ------------------------------------------------------------------ inputs
-    @property
-    def value_range(self) -> tuple[float, float]:
-        return self.gan_config.nets.output_range
-
     def _prepare(self, x, name: str = "x") -> np.ndarray:
-        """uint8 images are scaled to the generator's range; floats must already be in it."""
-        expected = self.gan_trainer.image_shape if self.gan_trainer is not None else None
+        """uint8 images are scaled to the model's range; floats must already be in it."""
+        expected = self.image_shape_
         check_images(x, name=name, expected_hw=expected and expected[:2], channels=expected and expected[2])
         if np.asarray(x).dtype == np.uint8:
             return to_float(np.asarray(x), "sigmoid" if self.value_range[0] == 0 else "tanh")
@@ -77,44 +75,35 @@ class GANDetector:
         out = self.run.out_dir and str(pathlib.Path(self.run.out_dir) / name)
         return dataclasses.replace(self.run, out_dir=out)
 
-    # --------------------------------------------------------------------- fit
-    def fit(self, x, x_val=None, gan: tuple[GANTrainer, object] | None = None):
-        """Train on normal images ``x`` (N, H, W, C); ``gan=(trainer, state)`` reuses a
-        trained GAN (e.g. to compare detectors on the same generator).  Returns self."""
-        if gan is not None:
-            self.gan_trainer, self.gan_state = gan
-            self.gan_config = self.gan_trainer.config
+    def fit(self, x, x_val=None, **kwargs):
+        """Train on normal images ``x`` (N, H, W, C), uint8 or scaled floats; the
+        threshold is the ``threshold_percentile`` of the scores of ``x_val`` (held-out
+        normals) or, without it, of ``x``.  Returns self."""
+        self.image_shape_ = None  # a refit may change the image size
         x = self._prepare(x, "x_train")
-        if gan is None:
-            nets = dataclasses.replace(self.gan_config.nets, image_shape=tuple(x.shape[1:]))
-            self.gan_config = dataclasses.replace(self.gan_config, nets=nets)
-            self.gan_trainer = GANTrainer(self.gan_config, parallel=self.parallel)
-            self.gan_state, _ = train_loop(self.gan_trainer, x, self._subrun("gan"))
-        self._fit_scorer(x)
+        self._fit(x, **kwargs)
+        self.image_shape_ = tuple(x.shape[1:])
         normal = x if x_val is None else self._prepare(x_val, "x_val")
         self.threshold_ = float(threshold_from_normal(self.score_samples(normal), self.threshold_percentile))
         return self
 
-    def _fit_scorer(self, x: np.ndarray) -> None:
-        """Model-specific training after the GAN (e.g. f-AnoGAN's encoder)."""
-
-    # ------------------------------------------------------------------- score
-    def _score_batch(self, x: np.ndarray, offset: int) -> dict:
-        """{'score': (b,), 'reconstruction': (b, H, W, C)} for one fixed-size batch."""
+    def _fit(self, x: np.ndarray, **kwargs) -> None:
         raise NotImplementedError
 
-    def _put(self, x: np.ndarray):
-        if self.gan_trainer.parallel is None:
-            return jax.numpy.asarray(x)
-        return self.gan_trainer.parallel.put_batch(x, batch_axis=0)
+    def _score_batch(self, x, offset: int) -> dict:
+        raise NotImplementedError
 
-    def _check_fitted(self):
-        if self.gan_trainer is None:
-            raise RuntimeError(f"{type(self).__name__} is not fitted yet: call fit(x) first")
+    def _sharding(self):
+        return None
+
+    def _put(self, x: np.ndarray):
+        parallel = self._sharding()
+        return jax.numpy.asarray(x) if parallel is None else parallel.put_batch(x, batch_axis=0)
 
     def score_details(self, x) -> dict:
-        """Scores and reconstructions of every image: {'score': (N,), 'reconstruction': ...}."""
-        self._check_fitted()
+        """Per-image outputs of the scorer: {'score': (N,), 'reconstruction': ...}."""
+        if self.image_shape_ is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted yet: call fit(x) first")
         x = self._prepare(x)
         return map_batches(lambda b, off: self._score_batch(self._put(b), off), x, self.score_batch_size)
 
@@ -137,6 +126,81 @@ class GANDetector:
         """Per-pixel |x - reconstruction| (N, H, W), optionally Gaussian-smoothed."""
         details = self.score_details(x)
         return np.asarray(anomaly_map(self._prepare(x), details["reconstruction"], sigma=sigma))
+
+
+class PlayerDetector(Detector):
+    """A detector trained end to end by one ``PlayerTrainer`` (BiGAN, ALAD, GANomaly, ...).
+
+    Subclasses implement ``build_trainer() -> PlayerTrainer`` (reading ``self.nets``,
+    whose ``image_shape`` is set from the training images at ``fit`` time) and
+    ``_score_batch``; ``self.trainer`` / ``self.state`` hold the trained model.
+    """
+
+    def __init__(self, nets: NetSpec = NetSpec(), run: RunConfig = RunConfig(), **kwargs):
+        super().__init__(run, **kwargs)
+        self.nets = nets
+        self.trainer = None
+        self.state = None
+
+    @property
+    def value_range(self) -> tuple[float, float]:
+        return self.nets.output_range
+
+    def build_trainer(self):
+        raise NotImplementedError
+
+    def _fit(self, x: np.ndarray) -> None:
+        self.nets = dataclasses.replace(self.nets, image_shape=tuple(x.shape[1:]))
+        self.trainer = self.build_trainer()
+        self.state, _ = train_loop(self.trainer, x, self.run)
+
+    def _sharding(self):
+        return self.trainer.parallel
+
+
+class GANDetector(Detector):
+    """A GAN trained on normal data plus a model-specific scorer (AnoGAN, f-AnoGAN).
+
+    Args:
+      gan: the GAN to train (``GANConfig``); its ``nets.image_shape`` is replaced by the
+        training images' shape at ``fit`` time.
+      Other arguments as ``Detector``.
+    """
+
+    def __init__(self, gan: GANConfig = GANConfig(), run: RunConfig = RunConfig(), **kwargs):
+        super().__init__(run, **kwargs)
+        self.gan_config = gan
+        self.gan_trainer: GANTrainer | None = None
+        self.gan_state = None
+
+    @property
+    def value_range(self) -> tuple[float, float]:
+        return self.gan_config.nets.output_range
+
+    def fit(self, x, x_val=None, gan: tuple[GANTrainer, object] | None = None):
+        """As ``Detector.fit``; ``gan=(trainer, state)`` reuses a trained GAN (e.g. to
+        compare detectors on the same generator)."""
+        if gan is not None:
+            self.gan_trainer, self.gan_state = gan
+            self.gan_config = self.gan_trainer.config
+        return super().fit(x, x_val, reuse=gan is not None)
+
+    def _fit(self, x: np.ndarray, reuse: bool = False) -> None:
+        if not reuse:
+            nets = dataclasses.replace(self.gan_config.nets, image_shape=tuple(x.shape[1:]))
+            self.gan_config = dataclasses.replace(self.gan_config, nets=nets)
+            self.gan_trainer = GANTrainer(self.gan_config, parallel=self.parallel)
+            self.gan_state, _ = train_loop(self.gan_trainer, x, self._subrun("gan"))
+        elif self.gan_trainer.image_shape != tuple(x.shape[1:]):
+            raise ValueError(f"the given GAN was built for images {self.gan_trainer.image_shape}, "
+                             f"x_train has {tuple(x.shape[1:])}")
+        self._fit_scorer(x)
+
+    def _fit_scorer(self, x: np.ndarray) -> None:
+        """Model-specific training after the GAN (e.g. f-AnoGAN's encoder)."""
+
+    def _sharding(self):
+        return self.gan_trainer.parallel
 
 
 def default_gan(image_shape=(28, 28, 1), family: str = "dcgan", width: int = 64) -> GANConfig:
