@@ -29,9 +29,12 @@ import platform
 import sys
 import time
 
+import subprocess
+
 import jax
 import numpy as np
 
+import gadjax
 from gadjax import data
 from gadjax.metrics import evaluate
 from gadjax.models import AnoGAN, FAnoGAN
@@ -71,6 +74,18 @@ def parse_args(argv=None):
 
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _gadjax_commit() -> str | None:
+    """$GADJAX_COMMIT (e.g. when running a `git archive` snapshot), else HEAD of the checkout
+    holding the imported package (read-only), else None."""
+    if os.environ.get("GADJAX_COMMIT"):
+        return os.environ["GADJAX_COMMIT"]
+    try:
+        return subprocess.run(["git", "-C", str(pathlib.Path(gadjax.__file__).parent), "rev-parse", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip() or None
+    except (OSError, subprocess.CalledProcessError):
+        return None
 
 
 def _load_existing(path: pathlib.Path) -> list[dict]:
@@ -126,7 +141,7 @@ def run_one(mnist: data.ImageData, digit: int, seed: int, args, test_idx: np.nda
                   hparams=dict(net=args.net, width=args.width, z_dim=z_dim, gan_loss="wgan-gp", n_critic=5,
                                gan_steps=args.steps, batch_size=args.batch_size, gan_lr=args.lr,
                                val_fraction=0.1, test_limit=args.test_limit, test_seed=args.test_seed),
-                  gan_train_s=round(t_gan, 2), jax_version=jax.__version__, backend=jax.default_backend(),
+                  gan_train_s=round(t_gan, 2), gadjax_commit=_gadjax_commit(), jax_version=jax.__version__, backend=jax.default_backend(),
                   machine=f"{platform.machine()} {os.cpu_count()} cpus", finished=None)
 
     detectors = {

@@ -24,11 +24,13 @@ def _squares(n, seed=0):
 
 
 KWARGS = {"anogan": dict(search_steps=5), "fanogan": dict(encoder_steps=3)}
+# Every registry entry takes (config, RunConfig, **options): a GANConfig or a NetSpec.
+CONFIG = {"anogan": TINY, "fanogan": TINY, "joint_encoder": TINY}
 
 
 @pytest.mark.parametrize("name", sorted(DETECTORS))
 def test_every_detector_fits_scores_and_maps(name):
-    det = DETECTORS[name](TINY, RUN, score_batch_size=8, **KWARGS[name])
+    det = DETECTORS[name](CONFIG.get(name, TINY.nets), RUN, score_batch_size=8, **KWARGS.get(name, {}))
     x = _squares(24)
     det.fit(x[:16], x_val=x[16:])
     scores = det.score_samples(x)

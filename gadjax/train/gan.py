@@ -62,9 +62,12 @@ class GANTrainer(PlayerTrainer):
     ``parallel=True`` (or a ``DataParallel``) shards every batch over all devices and
     replicates the state; results equal the single-device step up to float rounding.
     ``state.params`` / ``state.stats`` hold ``"generator"`` and ``"critic"``.
+    Models that extend a GAN (e.g. a jointly trained encoder) pass ``extra_nets`` and
+    ``extra_players``, updated after the generator.
     """
 
-    def __init__(self, config: GANConfig, parallel: bool | DataParallel = False, unroll: bool | int | None = None):
+    def __init__(self, config: GANConfig, parallel: bool | DataParallel = False, unroll: bool | int | None = None,
+                 extra_nets: dict | None = None, extra_players: tuple = ()):
         self.config = config
         self.objective = obj = config.objective()
         nets = build_nets(config.nets, parts=("generator", "critic"))
@@ -72,8 +75,8 @@ class GANTrainer(PlayerTrainer):
         optimizer = obj.optimizer(obj.learning_rate)
         clip = (lambda own: {"critic": clip_weights(own["critic"], obj.clip)}) if obj.clip else None
         players = [Player("critic", ("critic",), self._critic_loss, optimizer, obj.n_critic, clip),
-                   Player("generator", ("generator",), self._generator_loss, optimizer)]
-        super().__init__(nets, players, image_shape=config.nets.image_shape, value_range=config.nets.output_range,
+                   Player("generator", ("generator",), self._generator_loss, optimizer), *extra_players]
+        super().__init__({**nets, **(extra_nets or {})}, players, image_shape=config.nets.image_shape, value_range=config.nets.output_range,
                          parallel=parallel, unroll=unroll)
 
     @property
