@@ -33,6 +33,7 @@ def _save_png(path, img: Image.Image) -> str:
     try:
         with os.fdopen(fd, "wb") as f:
             img.save(f, format="PNG")
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; figures are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
