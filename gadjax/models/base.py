@@ -132,8 +132,10 @@ class PlayerDetector(Detector):
     """A detector trained end to end by one ``PlayerTrainer`` (BiGAN, ALAD, GANomaly, ...).
 
     Subclasses implement ``build_trainer() -> PlayerTrainer`` (reading ``self.nets``,
-    whose ``image_shape`` is set from the training images at ``fit`` time) and
-    ``_score_batch``; ``self.trainer`` / ``self.state`` hold the trained model.
+    whose ``image_shape`` is set from the training images at ``fit`` time) and either
+    ``score_state(state, x) -> dict`` (a pure function of the train state, which lets
+    ``GANEnsemble`` vmap it over members) or ``_score_batch``; ``self.trainer`` /
+    ``self.state`` hold the trained model.
     """
 
     def __init__(self, nets: NetSpec = NetSpec(), run: RunConfig = RunConfig(), **kwargs):
@@ -153,6 +155,14 @@ class PlayerDetector(Detector):
         self.nets = dataclasses.replace(self.nets, image_shape=tuple(x.shape[1:]))
         self.trainer = self.build_trainer()
         self.state, _ = train_loop(self.trainer, x, self.run)
+
+    def score_state(self, state, x) -> dict:
+        """Scores of batch ``x`` under train state ``state`` (pure; traceable)."""
+        raise NotImplementedError
+
+    def _score_batch(self, x, offset: int) -> dict:
+        del offset  # PlayerDetector scorers are deterministic
+        return self.score_state(self.state, x)
 
     def _sharding(self):
         return self.trainer.parallel

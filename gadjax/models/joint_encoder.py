@@ -92,8 +92,7 @@ class JointEncoder(PlayerDetector):
         config = dataclasses.replace(self.gan, nets=self.nets)
         return JointEncoderTrainer(config, self.encoder_lr, parallel=self.parallel)
 
-    def _score_batch(self, x, offset: int) -> dict:
-        del offset  # deterministic
-        t, s = self.trainer, self.state
-        return joint_encoder_scores(t.generator, t.encoder, s.params["generator"], s.stats["generator"],
-                                    s.params["encoder"], s.stats["encoder"], x, self.lam)
+    def score_state(self, state, x) -> dict:
+        t = self.trainer
+        return joint_encoder_scores(t.generator, t.encoder, state.params["generator"], state.stats["generator"],
+                                    state.params["encoder"], state.stats["encoder"], x, self.lam)
