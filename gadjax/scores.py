@@ -1,10 +1,10 @@
 """Anomaly scores for GAN-based detectors, as pure JAX functions.
 
-Every function is pure, has no Python-side state and reduces over the
-*trailing* axes only (the last three, H, W, C, for images; the last one for
-feature / latent vectors). Hence they work for a batch ``(B, H, W, C) ->
-(B,)``, for any number of extra leading axes, for a single sample ``(H, W, C)
--> ()`` and therefore under ``jax.vmap`` and ``jax.jit`` without change.
+Every function is pure, has no Python-side state and maps a batch to one
+score per sample, ``(B, ...) -> (B,)``: sample scores reduce over every axis
+but the leading one (H, W, C for images, D for tabular rows, T, F for
+time-series windows); feature / latent scores over the last axis.  They work
+under ``jax.jit`` and ``jax.vmap`` (e.g. over a stack of batches) unchanged.
 
 Higher score = more anomalous.
 
@@ -41,8 +41,13 @@ __all__ = [
     "SCORES",
 ]
 
-_IMG_AXES = (-3, -2, -1)  # H, W, C
 _FEAT_AXES = -1  # F (or Z)
+
+
+def _sample_axes(x: jax.Array) -> tuple[int, ...]:
+    """Every axis but the leading batch axis: (H, W, C) for images, (D,) for tabular
+    rows, (T, F) for time-series windows, so one score serves every data type."""
+    return tuple(range(1, x.ndim))
 
 
 def l1_residual(x: jax.Array, x_rec: jax.Array) -> jax.Array:
@@ -54,7 +59,7 @@ def l1_residual(x: jax.Array, x_rec: jax.Array) -> jax.Array:
     Returns:
       (B,) per-sample residuals.
     """
-    return jnp.sum(jnp.abs(x - x_rec), axis=_IMG_AXES)
+    return jnp.sum(jnp.abs(x - x_rec), axis=_sample_axes(x))
 
 
 def mse_residual(x: jax.Array, x_rec: jax.Array) -> jax.Array:
@@ -66,7 +71,7 @@ def mse_residual(x: jax.Array, x_rec: jax.Array) -> jax.Array:
     Returns:
       (B,).
     """
-    return jnp.mean(jnp.square(x - x_rec), axis=_IMG_AXES)
+    return jnp.mean(jnp.square(x - x_rec), axis=_sample_axes(x))
 
 
 def feature_residual(f: jax.Array, f_rec: jax.Array) -> jax.Array:
@@ -108,8 +113,8 @@ def minmax_normalise(x: jax.Array, eps: float = 1e-12) -> jax.Array:
     Returns:
       (B, H, W, C) in [0, 1].
     """
-    lo = jnp.min(x, axis=_IMG_AXES, keepdims=True)
-    hi = jnp.max(x, axis=_IMG_AXES, keepdims=True)
+    lo = jnp.min(x, axis=_sample_axes(x), keepdims=True)
+    hi = jnp.max(x, axis=_sample_axes(x), keepdims=True)
     rng = hi - lo
     ok = rng > eps
     safe = jnp.where(ok, rng, jnp.ones_like(rng))
@@ -128,7 +133,7 @@ def normalised_residual(x: jax.Array, x_rec: jax.Array) -> jax.Array:
     Returns:
       (B,) in [0, 1].
     """
-    return jnp.mean(jnp.abs(minmax_normalise(x) - minmax_normalise(x_rec)), axis=_IMG_AXES)
+    return jnp.mean(jnp.abs(minmax_normalise(x) - minmax_normalise(x_rec)), axis=_sample_axes(x))
 
 
 def origin_distance(z: jax.Array) -> jax.Array:

@@ -82,14 +82,23 @@ def test_every_score_runs_jit_vmap(name):
     out = _call(fn, inp)
     assert out.shape == (B,) and jnp.all(jnp.isfinite(out)) and jnp.all(out >= 0)
     np.testing.assert_allclose(jax.jit(lambda d: _call(fn, d))(inp), out, rtol=1e-5, atol=1e-6)
-    # vmap over single samples gives the same per-sample scores ...
-    per = jax.vmap(lambda d: _call(fn, d))(inp)
+    # vmap over batches of one sample gives the same per-sample scores ...
+    per = jax.vmap(lambda d: _call(fn, jax.tree.map(lambda a: a[None], d))[0])(inp)
     np.testing.assert_allclose(per, out, rtol=1e-5, atol=1e-6)
     # ... and over a stack of batches, (K, B, ...) -> (K, B).
     stacked = jax.tree.map(lambda a: jnp.stack([a, 2 * a]), inp)
     out2 = jax.vmap(lambda d: _call(fn, d))(stacked)
     assert out2.shape == (2, B)
     np.testing.assert_allclose(out2[0], out, rtol=1e-5, atol=1e-6)
+
+
+def test_scores_reduce_every_sample_axis_for_any_data_type():
+    for shape in [(3, 5), (3, 7, 2), (3, 4, 4, 1)]:  # tabular rows, time-series windows, images
+        x = jnp.arange(np.prod(shape), dtype=jnp.float32).reshape(shape)
+        rec = jnp.zeros(shape)
+        np.testing.assert_allclose(scores.l1_residual(x, rec), np.abs(np.asarray(x)).reshape(3, -1).sum(1))
+        np.testing.assert_allclose(scores.mse_residual(x, rec), (np.asarray(x) ** 2).reshape(3, -1).mean(1))
+        assert scores.normalised_residual(x, rec).shape == (3,)
 
 
 def test_scores_are_zero_for_perfect_reconstruction():
