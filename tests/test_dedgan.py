@@ -34,9 +34,8 @@ def fitted():
     return DEDGAN(SPEC, RUN, score_batch_size=8).fit(x[:16], x_val=x[16:]), x
 
 
-@pytest.mark.parametrize("adversarial", ["feature", "bce"])
-def test_steps_train_both_players_without_recompiling(adversarial):
-    trainer = DEDGANTrainer(SPEC, DEDGANConfig(adversarial=adversarial))
+def test_steps_train_both_players_without_recompiling():
+    trainer = DEDGANTrainer(SPEC)
     state = trainer.init(jax.random.PRNGKey(0))
     before = {n: _leaves(state.params[n]) for n in ("generator", "discriminator")}
     batch = trainer.put_batches(data.to_float(_squares(8), "tanh")[None])
@@ -53,12 +52,13 @@ def test_steps_train_both_players_without_recompiling(adversarial):
                                                      _leaves(state.stats)))
 
 
-def test_generator_loss_is_the_weighted_sum_and_w_adv_zero_ignores_the_discriminator():
+@pytest.mark.parametrize("adversarial", ["feature", "bce"])
+def test_generator_loss_is_the_weighted_sum_and_w_adv_zero_ignores_the_discriminator(adversarial):
     x = jnp.asarray(data.to_float(_squares(8), "tanh"))
     key = jax.random.PRNGKey(0)
     losses = {}
     for w_adv in (0.0, 2.0):
-        cfg = DEDGANConfig(w_adv=w_adv, w_rec=3.0, w_lat=0.5)
+        cfg = DEDGANConfig(w_adv=w_adv, w_rec=3.0, w_lat=0.5, adversarial=adversarial)
         trainer = DEDGANTrainer(SPEC, cfg)
         state = trainer.init(key)
         other_d = trainer.init(jax.random.PRNGKey(1)).params["discriminator"]

@@ -23,14 +23,20 @@ def test_dcgan_shapes(shape):
     assert E(ep, es, x).shape == (3, 8)
 
 
+SAMPLE = {3: (28, 28, 1), 1: (7,)}
+
+
 def test_every_registry_family_builds_and_runs():
     for family in NETS:
-        spec = NetSpec(family, (28, 28, 1), z_dim=8, width=4)
+        shape = SAMPLE[NETS[family].sample_ndim]
+        spec = NetSpec(family, shape, z_dim=8, width=4)
         nets = build_nets(spec)
         params = {k: init(jax.random.PRNGKey(0)) for k, (_, init) in nets.items()}
-        x = nets["generator"][0](*params["generator"], jnp.zeros((2, 8)))
-        lo, hi = spec.output_range
-        assert x.shape == (2, 28, 28, 1) and lo <= float(x.min()) <= float(x.max()) <= hi
+        x = nets["generator"][0](*params["generator"], jnp.ones((2, 8)))
+        assert x.shape == (2,) + shape
+        if spec.output_range is not None:
+            lo, hi = spec.output_range
+            assert lo <= float(x.min()) <= float(x.max()) <= hi
         logits, _ = nets["critic"][0](*params["critic"], x)
         assert logits.shape == (2,)
         assert nets["encoder"][0](*params["encoder"], x).shape == (2, 8)
@@ -54,6 +60,13 @@ def test_thesis_architecture_matches_the_paper():
 def test_unsupported_sizes_raise_clear_errors(shape):
     with pytest.raises(ValueError, match="multiples of 4"):
         build_nets(NetSpec("dcgan", shape, z_dim=4, width=4))
+
+
+def test_sample_shape_must_match_the_family():
+    with pytest.raises(ValueError, match=r"takes samples of shape \(D,\)"):
+        NetSpec("mlp", (28, 28, 1))
+    with pytest.raises(ValueError, match=r"\(H, W, C\)"):
+        NetSpec("dcgan", (121,))
 
 
 def test_thesis_rejects_other_sizes():

@@ -41,7 +41,7 @@ from gadjax.data.splits import (
     tabular_split,
 )
 from gadjax.data.tfds import load_tfds
-from gadjax.data.transforms import BatchSampler, check_images, pad_to, to_float
+from gadjax.data.transforms import BatchSampler, check_images, check_samples, pad_to, to_float
 
 # name -> loader(data_dir=None); every entry reads a shipped npz file.
 DATASETS: dict[str, Callable[..., ImageData | TabularData]] = {
@@ -72,7 +72,7 @@ def load(name: str, data_dir: str | os.PathLike | None = None, **kwargs) -> Imag
 __all__ = [
     "DATASETS", "image_split", "ENV_VAR", "IMAGE_DATASETS", "ODDS_NAMES", "PROTOCOLS",
     "BatchSampler", "ImageData", "OneClassSplit", "TabularData", "TabularSplit",
-    "check_images", "clear_cache", "data_dir", "fashion_mnist", "industrial_split", "is_attack",
+    "check_images", "check_samples", "clear_cache", "data_dir", "fashion_mnist", "industrial_split", "is_attack",
     "kddcup99", "load", "load_cifar10", "load_mnist_idx", "load_mvtec", "load_tfds", "magnetic_tile",
     "mnist", "mvtec_transistor", "odds", "one_class_split", "pad_to", "read_idx", "tabular_split",
     "to_float",

@@ -64,6 +64,31 @@ def check_images(x, *, name: str = "x", expected_hw: tuple[int, int] | None = No
     return x
 
 
+def check_samples(x, sample_shape: tuple[int, ...] | None, *, name: str = "x"):
+    """Validates a batch of samples of any kind and returns it unchanged.
+
+    Images (``len(sample_shape) == 3``) get ``check_images``'s messages; tabular rows
+    (D,) and time-series windows (T, F) get the same checks: batch axis present,
+    numeric dtype, matching sample shape, no NaN/Inf.
+    """
+    if sample_shape is not None and len(sample_shape) == 3:
+        return check_images(x, name=name, expected_hw=tuple(sample_shape[:2]), channels=sample_shape[2])
+    shape = tuple(getattr(x, "shape", np.shape(x)))
+    if sample_shape is not None and shape[1:] != tuple(sample_shape):
+        raise ValueError(f"{name} must have shape (N, {', '.join(map(str, sample_shape))}); got {shape}")
+    if len(shape) < 2:
+        raise ValueError(f"{name} must be a batch (N, ...) of samples; got shape {shape}")
+    dtype = np.dtype(getattr(x, "dtype", np.asarray(x).dtype))
+    if not np.issubdtype(dtype, np.number):
+        raise TypeError(f"{name} must have a numeric dtype; got {dtype}")
+    if np.issubdtype(dtype, np.inexact):
+        a = np.asarray(x)
+        n_nan, n_inf = int(np.isnan(a).sum()), int(np.isinf(a).sum())
+        if n_nan or n_inf:
+            raise ValueError(f"{name} contains {n_nan} NaN and {n_inf} Inf values (of {a.size})")
+    return x
+
+
 def pad_to(x: np.ndarray, size: int, value=0) -> np.ndarray:
     """Pads (N, H, W, C) images symmetrically to (N, size, size, C).
 

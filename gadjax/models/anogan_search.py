@@ -282,8 +282,8 @@ def _check(generator, g_params, g_stats, x, steps, lam, learning_rate, restarts,
         raise ValueError(f"clip_z must be None or > 0, got {clip_z}")
     _, image_shape = _net_shapes(generator, g_params, g_stats)
     shape = tuple(getattr(x, "shape", ()))
-    if len(shape) != 4 or shape[1:] != image_shape or shape[0] < 1:
-        raise ValueError(f"x must be a batch of images of shape (B, {', '.join(map(str, image_shape))}) "
+    if len(shape) != 1 + len(image_shape) or shape[1:] != image_shape or shape[0] < 1:
+        raise ValueError(f"x must be a batch of samples of shape (B, {', '.join(map(str, image_shape))}) "
                          f"matching the generator, got {shape}")
     if not jnp.issubdtype(x.dtype, jnp.floating):
         raise ValueError(f"x must be floating point (scaled to the generator's output range), got {x.dtype}")
@@ -354,8 +354,8 @@ def search_latent_per_image(generator: PureNet, g_params: PyTree, g_stats: PyTre
     """Reference / benchmark baseline: a Python loop over the images, each searched by the
     same compiled program at batch size 1.  Same keys per image, hence the same scores as
     :func:`search_latent` on the whole batch (to float rounding).  Takes the same options."""
-    if getattr(x, "ndim", 0) != 4:
-        raise ValueError(f"x must be a batch of images (B, H, W, C), got shape {getattr(x, 'shape', None)}")
+    if getattr(x, "ndim", 0) < 2:
+        raise ValueError(f"x must be a batch of samples (B, ...), got shape {getattr(x, 'shape', None)}")
     z_init = kwargs.pop("z_init", None)
     results = [search_latent(generator, g_params, g_stats, critic, d_params, d_stats, x[i:i + 1], key,
                              z_init=None if z_init is None else z_init[i:i + 1], _index_offset=i, **kwargs)

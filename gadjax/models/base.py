@@ -14,7 +14,7 @@ from typing import Callable
 import jax
 import numpy as np
 
-from gadjax.data.transforms import check_images, to_float
+from gadjax.data.transforms import check_samples, to_float
 from gadjax.metrics import threshold_from_normal
 from gadjax.nets import NetSpec
 from gadjax.scores import anomaly_map
@@ -63,12 +63,12 @@ class Detector:
 
     def _prepare(self, x, name: str = "x") -> np.ndarray:
         """uint8 images are scaled to the model's range; floats must already be in it."""
-        expected = self.image_shape_
-        check_images(x, name=name, expected_hw=expected and expected[:2], channels=expected and expected[2])
-        if np.asarray(x).dtype == np.uint8:
+        check_samples(x, self.image_shape_, name=name)
+        if np.asarray(x).dtype == np.uint8 and np.ndim(x) == 4 and self.value_range is not None:
             return to_float(np.asarray(x), "sigmoid" if self.value_range[0] == 0 else "tanh")
         x = np.asarray(x, np.float32)
-        check_range(x, self.value_range, name)
+        if self.value_range is not None:
+            check_range(x, self.value_range, name)
         return x
 
     def _subrun(self, name: str) -> RunConfig:

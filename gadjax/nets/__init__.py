@@ -10,6 +10,7 @@ import dataclasses
 from typing import Callable, NamedTuple
 
 from gadjax.nets.dcgan import NORMS, ConvTrunk, Critic, Encoder, Generator, spatial_plan
+from gadjax.nets.mlp import MLPCritic, MLPEncoder, MLPGenerator
 from gadjax.nets.pure import PureNet, count_params, init_fn
 from gadjax.nets.thesis import ThesisGenerator, thesis_critic, thesis_encoder
 
@@ -18,7 +19,9 @@ from gadjax.nets.thesis import ThesisGenerator, thesis_critic, thesis_encoder
 class NetSpec:
     """Architecture of one GAN: ``family`` in ``NETS``; ``width`` is ngf = ndf.
 
-    ``critic_norm`` must not be 'batch' with a gradient penalty (it couples samples).
+    ``image_shape`` is the shape of one sample: (H, W, C) for the image families,
+    (D,) for ``mlp`` (tabular rows).  ``critic_norm`` must not be 'batch' with a
+    gradient penalty (it couples samples).
     """
 
     family: str = "dcgan"
@@ -32,16 +35,18 @@ class NetSpec:
     def __post_init__(self):
         if self.family not in NETS:
             raise ValueError(f"unknown net family {self.family!r}; known: {sorted(NETS)}")
-        if len(self.image_shape) != 3:
-            raise ValueError(f"image_shape must be (H, W, C), got {self.image_shape}")
+        ndim = NETS[self.family].sample_ndim
+        if len(self.image_shape) != ndim:
+            layout = {3: "(H, W, C)", 2: "(T, F)", 1: "(D,)"}[ndim]
+            raise ValueError(f"net family {self.family!r} takes samples of shape {layout}, got {self.image_shape}")
         for norm in (self.critic_norm, self.generator_norm):
             if norm not in NORMS:
                 raise ValueError(f"unknown norm {norm!r}; choose one of {NORMS}")
         object.__setattr__(self, "image_shape", tuple(int(s) for s in self.image_shape))
 
     @property
-    def output_range(self) -> tuple[float, float]:
-        """Range of generated pixels; training data must be scaled to it."""
+    def output_range(self) -> tuple[float, float] | None:
+        """Range of generated samples (data must be scaled to it); None = unbounded."""
         return NETS[self.family].output_range
 
 
@@ -49,7 +54,8 @@ class Family(NamedTuple):
     generator: Callable
     critic: Callable
     encoder: Callable
-    output_range: tuple[float, float]
+    output_range: tuple[float, float] | None
+    sample_ndim: int = 3
 
 
 NETS: dict[str, Family] = {
@@ -64,6 +70,11 @@ NETS: dict[str, Family] = {
         critic=lambda s, rngs: thesis_critic(s.image_shape, s.width, rngs=rngs),
         encoder=lambda s, rngs: thesis_encoder(s.image_shape, s.z_dim, s.width, rngs=rngs),
         output_range=(0.0, 1.0)),
+    "mlp": Family(
+        generator=lambda s, rngs: MLPGenerator(s.image_shape, s.z_dim, s.width, rngs=rngs),
+        critic=lambda s, rngs: MLPCritic(s.image_shape, s.width, rngs=rngs),
+        encoder=lambda s, rngs: MLPEncoder(s.image_shape, s.z_dim, s.width, rngs=rngs),
+        output_range=None, sample_ndim=1),
 }
 
 
@@ -74,4 +85,4 @@ def build_nets(spec: NetSpec, parts=("generator", "critic", "encoder")) -> dict[
 
 
 __all__ = ["NETS", "NetSpec", "PureNet", "build_nets", "init_fn", "count_params", "spatial_plan",
-           "Generator", "Critic", "Encoder", "ConvTrunk", "ThesisGenerator", "thesis_critic", "thesis_encoder"]
+           "Generator", "Critic", "Encoder", "ConvTrunk", "MLPGenerator", "MLPCritic", "MLPEncoder", "ThesisGenerator", "thesis_critic", "thesis_encoder"]

@@ -15,7 +15,7 @@ from typing import Callable
 import jax
 import numpy as np
 
-from gadjax.data.transforms import BatchSampler, check_images
+from gadjax.data.transforms import BatchSampler, check_samples
 from gadjax.train.checkpoint import Checkpointer
 from gadjax.train.runlog import MetricsLog, Progress
 
@@ -57,7 +57,7 @@ class NonFiniteError(FloatingPointError):
 
 def train_loop(trainer, x_train: np.ndarray, run: RunConfig,
                on_sample: Callable[[int, object], None] | None = None):
-    """Train any gadjax trainer on ``x_train`` (N, H, W, C) float images.
+    """Train any gadjax trainer on ``x_train``: (N, H, W, C) images or (N, ...) samples.
 
     A trainer provides ``init(key) -> state``, a jitted ``step(state, batches) ->
     (state, metrics)`` taking ``(batches_per_step, B, H, W, C)``, ``put_batches``,
@@ -68,9 +68,9 @@ def train_loop(trainer, x_train: np.ndarray, run: RunConfig,
     Returns ``(state, last_metrics)``.  Raises ``NonFiniteError`` at the first log
     point with a non-finite loss or parameter, before that state is checkpointed.
     """
-    shape = trainer.image_shape
-    check_images(x_train, name="x_train", expected_hw=shape[:2], channels=shape[2])
-    check_range(x_train, trainer.value_range)
+    check_samples(x_train, trainer.image_shape, name="x_train")
+    if trainer.value_range is not None:  # None: unbounded outputs (tabular MLPs)
+        check_range(x_train, trainer.value_range)
     x_train = np.asarray(x_train, np.float32)
     if trainer.parallel is not None:
         trainer.parallel.check_batch(run.batch_size)

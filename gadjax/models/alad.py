@@ -1,0 +1,262 @@
+"""ALAD (Zenati et al., "Adversarially Learned Anomaly Detection", ICDM 2018).
+
+A bidirectional GAN (encoder E, generator G) with three discriminators (``gadjax.nets.alad``):
+D_xz plays the BiGAN game on (x, E(x)) vs (G(z), z); D_xx and D_zz enforce the data- and
+latent-space cycles with real pairs (x, x), (z, z) vs fake pairs (x, G(E(x))), (z, E(G(z))).
+Two players per step, in the authors' order:
+
+* discriminators: sum of the three BCE losses (real pair -> 1, fake pair -> 0);
+* G + E: the same three BCE terms with the labels swapped (non-saturating).  One Adam over
+  {G, E} equals the authors' separate G and E optimisers: each of their two losses adds a
+  term the other network does not appear in, so every parameter gets the same gradient.
+
+Adam lr 2e-4, beta1 0.5, z ~ N(0, I), dropout 0.2 and spectral norm in the discriminators.
+The anomaly score compares D_xx's last hidden layer on (x, x) and on (x, G(E(x))):
+
+    A(x) = || f_xx(x, x) - f_xx(x, G(E(x))) ||_1        ("features", the paper's best)
+
+with the paper's other variants selectable: "features_l2", "logits" (-log D_xx(x, G(E(x))),
+i.e. BCE of the fake-pair logit against 'real'), and the image residuals "l1" / "l2".
+The authors score with an exponential moving average (0.999) of the weights; ``ema_decay``
+does the same (bias-corrected, kept in the optimiser state so it is checkpointed).
+"""
+from __future__ import annotations
+
+import dataclasses
+from functools import partial
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import optax
+
+from gadjax.losses import bce_critic_loss
+from gadjax.models.base import PlayerDetector
+from gadjax.nets import NetSpec, PureNet, build_nets
+from gadjax.nets.alad import build_discriminators
+from gadjax.scores import feature_l1, l1_residual
+from gadjax.train import Player, PlayerTrainer, RunConfig, TrainState, sample_latent
+
+NAME = "alad"
+SCORES = ("features", "features_l2", "logits", "l1", "l2")
+PAIRS = ("xz", "xx", "zz")  # discriminator of each pair: "d" + pair
+
+
+def discriminator_loss(logits: dict[str, tuple[jax.Array, jax.Array]]) -> tuple[jax.Array, dict]:
+    """Sum over pairs of BCE(real logits, 1) + BCE(fake logits, 0).
+
+    Args:
+      logits: ``{pair: (real (B,), fake (B,))}`` for pairs in ``PAIRS`` (``zz`` optional).
+    Returns ``(scalar, {f"d_{pair}": scalar})``.
+    """
+    terms = {f"d_{p}": bce_critic_loss(real, fake) for p, (real, fake) in logits.items()}
+    return sum(terms.values()), terms
+
+
+def generator_encoder_loss(logits: dict[str, tuple[jax.Array, jax.Array]]) -> tuple[jax.Array, dict]:
+    """G + E loss: the discriminator terms with labels swapped, BCE(real, 0) + BCE(fake, 1).
+
+    For ``xz`` that is the BiGAN generator + encoder loss, for ``xx`` / ``zz`` the cycle-
+    consistency terms.  The real-pair terms of ``xx`` / ``zz`` are constant in G and E (kept
+    so the value is the paper's objective).  Returns ``(scalar, {f"ge_{pair}": scalar})``.
+    """
+    terms = {f"ge_{p}": bce_critic_loss(fake, real) for p, (real, fake) in logits.items()}
+    return sum(terms.values()), terms
+
+
+def _norm(v: jax.Array, axes) -> jax.Array:
+    # L2 norm with a finite gradient at 0 (x' == x), for users who differentiate scores.
+    sq = jnp.sum(jnp.square(v), axis=axes)
+    pos = sq > 0
+    return jnp.where(pos, jnp.sqrt(jnp.where(pos, sq, 1.0)), 0.0)
+
+
+def alad_score(x: jax.Array, x_rec: jax.Array, f_real: jax.Array, f_rec: jax.Array, logit_rec: jax.Array,
+               variant: str = "features") -> jax.Array:
+    """ALAD anomaly scores (B,), higher = more anomalous.
+
+    Args:
+      x, x_rec: (B, H, W, C) images and reconstructions G(E(x)).
+      f_real, f_rec: (B, F) D_xx features of (x, x) and (x, G(E(x))).
+      logit_rec: (B,) D_xx logit of (x, G(E(x))).
+      variant: one of ``SCORES``.
+    """
+    if variant == "features":
+        return feature_l1(f_real, f_rec)
+    if variant == "features_l2":
+        return _norm(f_real - f_rec, -1)
+    if variant == "logits":
+        return jax.nn.softplus(-logit_rec)  # BCE(logit, 1) = -log sigmoid(logit)
+    if variant == "l1":
+        return l1_residual(x, x_rec)
+    if variant == "l2":
+        return _norm(x - x_rec, (-3, -2, -1))
+    raise ValueError(f"unknown ALAD score {variant!r}; choose one of {SCORES}")
+
+
+@partial(jax.jit, static_argnames=("generator", "encoder", "dxx", "variant"))
+def alad_scores(generator: PureNet, encoder: PureNet, dxx: PureNet, g, e, d, x: jax.Array,
+                variant: str = "features") -> dict:
+    """Scores of a batch, all networks in inference mode.
+
+    Args:
+      g, e, d: ``(params, stats)`` of G, E and D_xx.
+      x: (B, H, W, C) images in the generator's output range.
+    Returns ``{'score': (B,), 'z': (B, z_dim), 'reconstruction': (B, H, W, C)}``.
+    """
+    z = encoder(*e, x)
+    x_rec = generator(*g, z)
+    # One D_xx call on both pairs (inference is per sample, so this equals two calls).
+    logits, feats = dxx(*d, jnp.concatenate([x, x]), jnp.concatenate([x, x_rec]))
+    b = x.shape[0]
+    return {"score": alad_score(x, x_rec, feats[:b], feats[b:], logits[b:], variant), "z": z, "reconstruction": x_rec}
+
+
+class EmaState(NamedTuple):
+    count: jax.Array
+    ema: Any
+
+
+def track_ema(decay: float) -> optax.GradientTransformation:
+    """Chain after an optimiser: keeps an EMA of the parameters *after* each update in the
+    optimiser state (checkpointed, donated and sharded with it); updates pass unchanged."""
+
+    def init(params):
+        return EmaState(jnp.zeros((), jnp.int32), jax.tree.map(jnp.zeros_like, params))
+
+    def update(updates, state, params):
+        new = optax.apply_updates(params, updates)
+        ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema, new)
+        return updates, EmaState(state.count + 1, ema)
+
+    return optax.GradientTransformation(init, update)
+
+
+def ema_params(opt_state, params, decay: float):
+    """Bias-corrected EMA held by ``track_ema`` in ``opt_state`` (``params`` before any step)."""
+    state = next(s for s in jax.tree.leaves(opt_state, is_leaf=lambda s: isinstance(s, EmaState))
+                 if isinstance(s, EmaState))
+    correction = 1.0 - decay ** state.count.astype(jnp.float32)
+    return jax.tree.map(lambda e, p: jnp.where(state.count > 0, e / jnp.maximum(correction, 1e-12), p),
+                        state.ema, params)
+
+
+@dataclasses.dataclass(frozen=True)
+class ALADConfig:
+    """ALAD training: Adam (lr, beta1) for both players, discriminator dropout, spectral
+    norm and D_zz (``latent_cycle``; both ablated in the paper), EMA of weights for scoring."""
+
+    learning_rate: float = 2e-4
+    beta1: float = 0.5
+    dropout: float = 0.2
+    spectral_norm: bool = True
+    latent_cycle: bool = True
+    ema_decay: float | None = 0.999
+
+    def __post_init__(self):
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
+        if not 0.0 <= self.beta1 < 1.0:
+            raise ValueError(f"beta1 must be in [0, 1), got {self.beta1}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in (0, 1) or None, got {self.ema_decay}")
+
+    def optimizer(self) -> optax.GradientTransformation:
+        adam = optax.adam(self.learning_rate, b1=self.beta1)
+        return adam if self.ema_decay is None else optax.chain(adam, track_ema(self.ema_decay))
+
+
+class ALADTrainer(PlayerTrainer):
+    """ALAD's two players over nets ``generator``, ``encoder``, ``dxz``, ``dxx`` (, ``dzz``)."""
+
+    def __init__(self, nets: NetSpec, config: ALADConfig = ALADConfig(), parallel=False):
+        self.spec, self.config = nets, config
+        all_nets = {**build_nets(nets, parts=("generator", "encoder")),
+                    **build_discriminators(nets, dropout=config.dropout, spectral_norm=config.spectral_norm,
+                                           latent_cycle=config.latent_cycle)}
+        self.pairs = PAIRS if config.latent_cycle else PAIRS[:2]
+        self.discriminators = tuple("d" + p for p in self.pairs)
+        players = [Player("discriminators", self.discriminators, self._d_loss, config.optimizer()),
+                   Player("generator_encoder", ("generator", "encoder"), self._ge_loss, config.optimizer())]
+        super().__init__(all_nets, players, image_shape=nets.image_shape, value_range=nets.output_range,
+                         parallel=parallel)
+
+    def _logits(self, params, stats, x, key):
+        """Every pair's (real, fake) logits, all nets in train mode; returns their new stats."""
+        net, new = self.nets, dict(stats)
+
+        def run(name, *args, **kw):
+            out, new[name] = net[name].apply(params[name], new[name], *args, train=True, **kw)
+            return out
+
+        keys = jax.random.split(key, 7)
+        z = sample_latent(keys[0], x.shape[0], self.spec.z_dim, "normal", x.dtype)
+        z_enc = run("encoder", x)
+        x_gen = run("generator", z)
+        x_rec = run("generator", z_enc)
+        logits = {"xz": (run("dxz", x, z_enc, key=keys[1])[0], run("dxz", x_gen, z, key=keys[2])[0]),
+                  "xx": (run("dxx", x, x, key=keys[3])[0], run("dxx", x, x_rec, key=keys[4])[0])}
+        if "zz" in self.pairs:
+            z_rec = run("encoder", x_gen)
+            logits["zz"] = (run("dzz", z, z, key=keys[5])[0], run("dzz", z, z_rec, key=keys[6])[0])
+        return logits, new
+
+    # Each player keeps the statistics (BatchNorm averages, spectral-norm vectors) of its own
+    # nets only, as the authors' per-network update ops do.
+    def _d_loss(self, params, stats, x, key):
+        logits, new = self._logits(params, stats, x, key)
+        loss, metrics = discriminator_loss(logits)
+        return loss, ({n: new[n] for n in self.discriminators}, metrics)
+
+    def _ge_loss(self, params, stats, x, key):
+        logits, new = self._logits(params, stats, x, key)
+        loss, metrics = generator_encoder_loss(logits)
+        return loss, ({n: new[n] for n in ("generator", "encoder")}, metrics)
+
+    def scoring_nets(self, state: TrainState) -> dict:
+        """``{net: (params, stats)}`` for G, E and D_xx: the EMA weights when ``ema_decay``."""
+        players = {p.name: p for p in self.players}
+        out = {}
+        for name, player in (("generator", "generator_encoder"), ("encoder", "generator_encoder"),
+                             ("dxx", "discriminators")):
+            params = state.params[name]
+            if self.config.ema_decay is not None:
+                own = {n: state.params[n] for n in players[player].nets}
+                params = ema_params(state.opt[player], own, self.config.ema_decay)[name]
+            out[name] = (params, state.stats[name])
+        return out
+
+
+DEFAULT_NETS = NetSpec("dcgan", (28, 28, 1), z_dim=100, width=64, critic_norm="batch")
+
+
+class ALAD(PlayerDetector):
+    """``ALAD(nets, run).fit(x).score_samples(x_test)``.
+
+    Args:
+      nets: generator / encoder family, latent size, width (discriminators scale with it);
+        ``critic_norm`` is the encoder's and D_xz's image-branch norm (BatchNorm in the paper).
+      config: ``ALADConfig`` (optimiser, dropout, spectral norm, D_zz, EMA).
+      score: one of ``SCORES``; may be changed after fitting (no retraining needed).
+      Other arguments as ``PlayerDetector``.
+    """
+
+    def __init__(self, nets: NetSpec = DEFAULT_NETS, run: RunConfig = RunConfig(), *,
+                 config: ALADConfig = ALADConfig(), score: str = "features", **kwargs):
+        if score not in SCORES:
+            raise ValueError(f"unknown ALAD score {score!r}; choose one of {SCORES}")
+        super().__init__(nets, run, **kwargs)
+        self.config, self.score = config, score
+
+    def build_trainer(self) -> ALADTrainer:
+        return ALADTrainer(self.nets, self.config, parallel=self.parallel)
+
+    def _score_batch(self, x, offset: int) -> dict:
+        del offset  # deterministic: inference mode, no sampling
+        if getattr(self, "_scoring", (None,))[0] is not self.state:  # EMA weights: once per trained state
+            self._scoring = (self.state, self.trainer.scoring_nets(self.state))
+        t, nets = self.trainer, self._scoring[1]
+        return alad_scores(t.nets["generator"], t.nets["encoder"], t.nets["dxx"], nets["generator"],
+                           nets["encoder"], nets["dxx"], x, self.score)
