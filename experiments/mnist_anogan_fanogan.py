@@ -69,6 +69,7 @@ def parse_args(argv=None):
     ap.add_argument("--score-batch-size", type=int, default=64)
     ap.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parent / "results"))
     ap.add_argument("--no-plots", action="store_true")
+    ap.add_argument("--table", action="store_true", help="only print the Markdown results table of <out> and exit")
     return ap.parse_args(argv)
 
 
@@ -180,9 +181,30 @@ def run_one(mnist: data.ImageData, digit: int, seed: int, args, test_idx: np.nda
     return rows
 
 
+def markdown_table(rows: list[dict]) -> str:
+    """The README table: one line per (digit, seed, model), then per-(digit, model) means over seeds."""
+    lines = ["| normal digit | seed | model | AUROC | AUPRC | F1 @ normal-val threshold | test images (anomalous) "
+             "| test ms/image |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['digit']} | {r['seed']} | {r['model']} | {r['auroc']:.4f} | {r['auprc']:.4f} | "
+                     f"{r['f1']:.4f} | {r['n_test']} ({r['n_test_anomalous']}) | {r['test_ms_per_image']:.1f} |")
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault((r["digit"], r["model"]), []).append(r)
+    for (digit, model), rs in sorted(groups.items()):
+        if len(rs) > 1:
+            a = np.array([r["auroc"] for r in rs])
+            lines.append(f"| {digit} | mean of {len(rs)} | {model} | {a.mean():.4f} ± {a.std(ddof=1):.4f} | "
+                         f"{np.mean([r['auprc'] for r in rs]):.4f} | {np.mean([r['f1'] for r in rs]):.4f} | | |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     args = parse_args(argv)
     out = pathlib.Path(args.out)
+    if args.table:
+        print(markdown_table(_load_existing(out / RESULTS)))
+        return
     out.mkdir(parents=True, exist_ok=True)
     mnist = data.mnist()
     n = len(mnist.x_test)

@@ -45,6 +45,10 @@ def _train_parser(sub) -> None:
     t.add_argument("--encoder-strategy", default=d.encoder_strategy, choices=STRATEGIES)
     t.add_argument("--kappa", type=float, default=d.kappa, help="izif / score feature weight")
     t.add_argument("--search-steps", type=int, default=d.search_steps, help="AnoGAN latent-search steps")
+    t.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                   help="model-specific keyword argument, e.g. --option lam=0.1 (repeatable)")
+    t.add_argument("--base", default=d.base, help="member model of --model ensemble")
+    t.add_argument("--members", type=int, default=d.members, help="ensemble size")
     t.add_argument("--batch-size", type=int, default=d.batch_size)
     t.add_argument("--lr", type=float, default=None, help="learning rate (default: the objective's paper value)")
     t.add_argument("--n-critic", type=int, default=None)
@@ -74,6 +78,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _parse_options(pairs: list[str]) -> dict:
+    """``["lam=0.1", "score='fm'"]`` -> ``{"lam": 0.1, "score": "fm"}`` (Python literals,
+    else the raw string)."""
+    import ast
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.isidentifier():
+            raise ValueError(f"--option expects KEY=VALUE with a Python identifier as KEY, got {pair!r}")
+        try:
+            options[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            options[key] = value
+    return options
+
+
 def cmd_train(args) -> int:
     from gadjax.parallel import initialize_distributed
     from gadjax.runs import RunSpec, train_run
@@ -81,8 +101,8 @@ def cmd_train(args) -> int:
     if args.distributed:
         initialize_distributed()
     fields = {f.name for f in dataclasses.fields(RunSpec)}
-    options = {k: v for k, v in vars(args).items() if k in fields}
-    spec = RunSpec(**options, progress=not args.no_progress)
+    settings = {k: v for k, v in vars(args).items() if k in fields and k != "option"}
+    spec = RunSpec(**settings, options=_parse_options(args.option), progress=not args.no_progress)
     result = train_run(spec, args.out)
     summary = {"run": args.out, "model": spec.model, "samples": f"{args.out}/samples"}
     if spec.model in DETECTORS:

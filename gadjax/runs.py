@@ -17,7 +17,8 @@ import numpy as np
 
 from gadjax import data
 from gadjax.metrics import evaluate
-from gadjax.models import DETECTORS
+from gadjax.losses import GAN_LOSSES
+from gadjax.models import DETECTORS, GANDetector
 from gadjax.nets import NetSpec
 from gadjax.scores import anomaly_map
 from gadjax.train import Checkpointer, GANConfig, GANTrainer, RunConfig, train_loop
@@ -50,6 +51,9 @@ class RunSpec:
     encoder_strategy: str = "izif"
     kappa: float = 1.0
     search_steps: int = 500
+    options: dict = dataclasses.field(default_factory=dict)  # model-specific keyword arguments
+    base: str = "joint_encoder"  # the member model of --model ensemble
+    members: int = 3
     batch_size: int = 64
     lr: float | None = None
     n_critic: int | None = None
@@ -82,15 +86,24 @@ class RunSpec:
                          checkpoint_every=self.checkpoint_every, progress=self.progress)
 
     def detector(self, gan: GANConfig, out: pathlib.Path):
+        """The unfitted detector; GAN-based ones write under ``out/gan``, others ``out/model``."""
         if self.model not in DETECTORS:
             raise ValueError(f"model {self.model!r} is a GAN objective, not a detector; "
                              f"detectors: {sorted(DETECTORS)}")
-        kwargs = {"parallel": self.data_parallel}
-        if self.model == "fanogan":
+        name = self.base if self.model == "ensemble" else self.model
+        if name not in DETECTORS or name == "ensemble":
+            raise ValueError(f"unknown ensemble base {name!r}; choose a detector from {sorted(DETECTORS)}")
+        cls = DETECTORS[name]
+        kwargs = {"parallel": self.data_parallel, **self.options}
+        if name == "fanogan":
             kwargs.update(encoder=EncoderConfig(self.encoder_strategy, self.kappa), encoder_steps=self.encoder_steps)
-        elif self.model == "anogan":
+        elif name == "anogan":
             kwargs.update(search_steps=self.search_steps)
-        return DETECTORS[self.model](gan, self.run_config(out), **kwargs)
+        run = self.run_config(out if issubclass(cls, GANDetector) else out / "model")
+        detector = cls(gan, run, **kwargs)
+        if self.model == "ensemble":
+            return DETECTORS["ensemble"](detector, members=self.members, parallel=self.data_parallel)
+        return detector
 
 
 def save_spec(out: pathlib.Path, spec: RunSpec) -> None:
@@ -125,10 +138,13 @@ def train_run(spec: RunSpec, out: str | pathlib.Path, log=None):
     save_spec(out, spec)
     split = spec.split()
     gan = spec.gan_config(split.x_train.shape[1:])
-    trainer = GANTrainer(gan, parallel=spec.data_parallel)
     print(f"gadjax: {spec.model} on {spec.dataset} ({split.protocol}: normal = {split.normal}; "
           f"{len(split.x_train)} training images), {jax.device_count()} device(s) [{jax.default_backend()}]",
           file=log or sys.stderr)
+    detector = spec.detector(gan, out) if spec.model not in GAN_LOSSES else None
+    if detector is not None and not isinstance(detector, GANDetector):
+        return detector.fit(split.x_train, split.x_val)  # trained end to end under out/model
+    trainer = GANTrainer(gan, parallel=spec.data_parallel)
     z_fixed = trainer.latent(jax.random.PRNGKey(spec.seed + 1), 64)
 
     def on_sample(step, state):
@@ -138,9 +154,9 @@ def train_run(spec: RunSpec, out: str | pathlib.Path, log=None):
 
     gan_state, _ = train_loop(trainer, _scale(gan.nets.output_range, split.x_train),
                               spec.run_config(out / "gan"), on_sample=on_sample)
-    if spec.model not in DETECTORS:
+    if detector is None:
         return trainer, gan_state
-    return spec.detector(gan, out).fit(split.x_train, split.x_val, gan=(trainer, gan_state))
+    return detector.fit(split.x_train, split.x_val, gan=(trainer, gan_state))
 
 
 def evaluate_run(out: str | pathlib.Path, limit: int | None = None, sigma: float = 0.0) -> dict:
@@ -151,9 +167,14 @@ def evaluate_run(out: str | pathlib.Path, limit: int | None = None, sigma: float
     """
     out = pathlib.Path(out)
     spec = dataclasses.replace(load_spec(out), progress=False)
-    done = Checkpointer(out / "gan" / "checkpoints").latest_step()
+    if spec.model in GAN_LOSSES:
+        raise ValueError(f"{out} holds a plain GAN ({spec.model}); evaluate needs a detector run "
+                         f"(--model one of {sorted(DETECTORS)})")
+    gan_based = issubclass(DETECTORS[spec.base if spec.model == "ensemble" else spec.model], GANDetector)
+    ckpt_dir = out / ("gan" if gan_based else "model") / "checkpoints"
+    done = Checkpointer(ckpt_dir).latest_step()
     if done is None or done < spec.steps:
-        raise RuntimeError(f"{out} is not fully trained (GAN checkpoint step {done} of {spec.steps}); "
+        raise RuntimeError(f"{out} is not fully trained (checkpoint step {done} of {spec.steps} in {ckpt_dir}); "
                            "run gadjax train with the same options first")
     detector = train_run(spec, out)  # restores every checkpoint; computes threshold_ on x_val
     split = spec.split()

@@ -65,3 +65,20 @@ def test_python_dash_m_entry_point():
 def test_bad_arguments_exit_nonzero():
     with pytest.raises(SystemExit):
         main(["train", "--model", "nope", "--out", "x"])
+
+
+@pytest.mark.parametrize("model", ["joint_encoder", "ensemble"])
+def test_end_to_end_player_detectors_with_options(shared_data, tmp_path, model):
+    out = tmp_path / model
+    args = ["train", "--model", model, "--dataset", "mnist", "--data-dir", str(shared_data), "--normal-class", "7",
+            "--steps", "2", "--option", "lam=0.2", "--members", "2", "--out", str(out)] + TINY
+    assert main(args) == 0
+    assert json.loads((out / "config.json").read_text())["options"] == {"lam": 0.2}
+    assert (out / "model" / "checkpoints").exists()
+    assert main(["evaluate", "--run", str(out), "--limit", "32"]) == 0
+    assert json.loads((out / "evaluation.json").read_text())["model"] == model
+
+
+def test_bad_option_syntax_is_reported(capsys):
+    assert main(["train", "--option", "no-equals-sign", "--out", "unused"]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err

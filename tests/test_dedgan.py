@@ -12,7 +12,7 @@ from gadjax.models.dedgan import NAME, DEDGAN, DEDGANConfig, DEDGANTrainer, dedg
 from gadjax.nets import NetSpec
 from gadjax.train import RunConfig
 
-SPEC = NetSpec("dcgan", (16, 16, 1), z_dim=8, width=4, critic_norm="batch")
+SPEC = NetSpec("dcgan", (16, 16, 1), z_dim=8, width=4)
 RUN = RunConfig(steps=3, batch_size=8, progress=False)
 
 
@@ -42,7 +42,7 @@ def test_steps_train_both_players_without_recompiling():
     for _ in range(3):
         state, metrics = trainer.step(state, batch)
     assert trainer.trace_count == 1
-    assert int(state.step) == 3 and bool(metrics["finite"])
+    assert int(state.step) == 3 and bool(metrics["finite"]) and float(metrics["discriminator_reinit"]) == 0.0
     for k in ("generator_loss", "discriminator_loss", "adv_loss", "rec_loss", "lat_loss"):
         assert np.isfinite(float(metrics[k])), k
     for name, old in before.items():
@@ -76,7 +76,9 @@ def test_generator_loss_is_the_weighted_sum_and_w_adv_zero_ignores_the_discrimin
 @pytest.mark.parametrize("kwargs, match", [
     (dict(w_adv=-1.0), "w_adv"), (dict(w_rec=-0.1), "w_rec"), (dict(w_lat=float("nan")), "w_lat"),
     (dict(w_adv=0.0, w_rec=0.0, w_lat=0.0), "all zero"), (dict(adversarial="hinge"), "adversarial"),
-    (dict(learning_rate=0.0), "learning_rate"), (dict(beta1=1.0), "beta1"), (dict(score_p=3), "score_p"),
+    (dict(feature_match="median"), "feature_match"), (dict(learning_rate=0.0), "learning_rate"),
+    (dict(beta1=1.0), "beta1"), (dict(reinit_threshold=-1.0), "reinit_threshold"), (dict(init="xavier"), "init"),
+    (dict(score_p=3), "score_p"),
 ])
 def test_bad_hyper_parameters_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -141,7 +143,7 @@ def test_quality_on_real_mnist_digit_1_vs_0(shared_data):
     split = data.one_class_split(mnist, 1, "one-normal", seed=0)
     pick = np.r_[np.flatnonzero(mnist.y_test == 1)[:100], np.flatnonzero(mnist.y_test == 0)[:100]]
     y_test = (mnist.y_test[pick] != 1).astype(int)
-    det = DEDGAN(NetSpec("dcgan", (28, 28, 1), z_dim=16, width=8, critic_norm="batch"),
+    det = DEDGAN(NetSpec("dcgan", (28, 28, 1), z_dim=16, width=8),
                  RunConfig(steps=120, batch_size=32, seed=0, progress=False))
     det.fit(split.x_train[:1500], split.x_val[:64])
     auc = roc_auc(y_test, det.score_samples(mnist.x_test[pick]))

@@ -140,7 +140,8 @@ class PlayerDetector(Detector):
 
     def __init__(self, nets: NetSpec = NetSpec(), run: RunConfig = RunConfig(), **kwargs):
         super().__init__(run, **kwargs)
-        self.nets = nets
+        # A GANConfig is accepted too, so every registry entry takes (config, run, ...).
+        self.nets = nets.nets if isinstance(nets, GANConfig) else nets
         self.trainer = None
         self.state = None
 
