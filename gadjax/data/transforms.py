@@ -29,6 +29,14 @@ def to_float(x: np.ndarray, out_range: str = "tanh") -> np.ndarray:
     return y * np.float32(2.0) - np.float32(1.0) if out_range == "tanh" else y
 
 
+def _check_finite(x, dtype: np.dtype, name: str) -> None:
+    if np.issubdtype(dtype, np.inexact):
+        a = np.asarray(x)
+        n_nan, n_inf = int(np.isnan(a).sum()), int(np.isinf(a).sum())
+        if n_nan or n_inf:
+            raise ValueError(f"{name} contains {n_nan} NaN and {n_inf} Inf values (of {a.size})")
+
+
 def check_images(x, *, name: str = "x", expected_hw: tuple[int, int] | None = None,
                  channels: int | None = None):
     """Validates an image batch and returns it unchanged.
@@ -56,11 +64,7 @@ def check_images(x, *, name: str = "x", expected_hw: tuple[int, int] | None = No
     if channels is not None and shape[3] != channels:
         hint = " (is the array NCHW instead of NHWC?)" if shape[1] == channels else ""
         raise ValueError(f"{name} has {shape[3]} channels (shape {shape}); expected {channels}{hint}")
-    if np.issubdtype(dtype, np.inexact):
-        a = np.asarray(x)
-        n_nan, n_inf = int(np.isnan(a).sum()), int(np.isinf(a).sum())
-        if n_nan or n_inf:
-            raise ValueError(f"{name} contains {n_nan} NaN and {n_inf} Inf values (of {a.size})")
+    _check_finite(x, dtype, name)
     return x
 
 
@@ -81,11 +85,7 @@ def check_samples(x, sample_shape: tuple[int, ...] | None, *, name: str = "x"):
     dtype = np.dtype(getattr(x, "dtype", np.asarray(x).dtype))
     if not np.issubdtype(dtype, np.number):
         raise TypeError(f"{name} must have a numeric dtype; got {dtype}")
-    if np.issubdtype(dtype, np.inexact):
-        a = np.asarray(x)
-        n_nan, n_inf = int(np.isnan(a).sum()), int(np.isinf(a).sum())
-        if n_nan or n_inf:
-            raise ValueError(f"{name} contains {n_nan} NaN and {n_inf} Inf values (of {a.size})")
+    _check_finite(x, dtype, name)
     return x
 
 
