@@ -72,5 +72,7 @@ def test_ensemble_detector_averages_member_scores():
 def test_bad_arguments():
     with pytest.raises(ValueError, match="at least 2"):
         EnsembleTrainer(JointEncoderTrainer(CFG), members=1)
+    with pytest.raises(ValueError, match="discriminator player"):
+        EnsembleTrainer(JointEncoderTrainer(CFG), members=2, discriminator_player="nope")
     with pytest.raises(TypeError, match="PlayerDetector"):
         GANEnsemble(object())

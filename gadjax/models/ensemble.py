@@ -8,7 +8,8 @@ discriminator over training; the anomaly score is the mean of the members' score
 The members live in one stacked ``TrainState`` (leading axis = member), so parameters
 of all members are initialised by one ``vmap`` and scored by one ``vmap`` of the base
 detector's pure ``score_state``.  "Discriminator side" = the networks of the base
-trainer's first player (its discriminator/critic by gadjax convention).
+trainer's discriminator player: the one named ``critic``, ``discriminator`` or
+``discriminators`` (or the one given as ``discriminator_player``).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from gadjax.parallel import jit_init, jit_step
 from gadjax.train import PlayerTrainer, RunConfig, TrainState
 
 NAME = "ensemble"
+DISCRIMINATOR_NAMES = ("critic", "discriminator", "discriminators")
 
 
 def _take(tree, index):
@@ -36,12 +38,16 @@ class EnsembleTrainer:
     """``members`` stacked copies of ``base``; one random (generator i, discriminator j)
     pair updated per step.  Follows the ``train_loop`` protocol."""
 
-    def __init__(self, base: PlayerTrainer, members: int):
+    def __init__(self, base: PlayerTrainer, members: int, discriminator_player: str | None = None):
         if members < 2:
             raise ValueError(f"an ensemble needs at least 2 members, got {members}")
         self.base, self.members = base, members
-        self.disc_nets = set(base.players[0].nets)
-        self.disc_player = base.players[0].name
+        names = [p.name for p in base.players]
+        disc = discriminator_player or next((n for n in names if n in DISCRIMINATOR_NAMES), None)
+        if disc not in names:
+            raise ValueError(f"cannot tell the discriminator player among {names}; pass discriminator_player=")
+        self.disc_player = disc
+        self.disc_nets = set(base.players[names.index(disc)].nets)
         self.parallel, self.image_shape, self.value_range = base.parallel, base.image_shape, base.value_range
         self.batches_per_step = base.batches_per_step
         self.put_batches = base.put_batches
