@@ -36,7 +36,8 @@ def _train_parser(sub) -> None:
     t.add_argument("--protocol", default=d.protocol, choices=sorted(data.PROTOCOLS))
     t.add_argument("--contamination", type=float, default=d.contamination, help="fraction of anomalies in training")
     t.add_argument("--val-fraction", type=float, default=d.val_fraction, help="normals held out to fix the threshold")
-    t.add_argument("--net", default=d.net, choices=sorted(NETS), help="network family")
+    t.add_argument("--net", default=None, choices=sorted(NETS),
+                   help="network family (default: thesis for GAN-based models on 28x28 gray images, else dcgan)")
     t.add_argument("--z-dim", type=int, default=None, help="latent size (default 128 thesis, 100 dcgan)")
     t.add_argument("--width", type=int, default=d.width, help="ngf = ndf")
     t.add_argument("--critic-norm", default=None, choices=["batch", "layer", "none"])

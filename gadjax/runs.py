@@ -42,7 +42,7 @@ class RunSpec:
     protocol: str = "one-normal"
     contamination: float = 0.0
     val_fraction: float = 0.1
-    net: str = "thesis"
+    net: str | None = None  # None: "thesis" for GAN-based models on 28x28x1, else "dcgan"
     z_dim: int | None = None
     width: int = 64
     critic_norm: str | None = None
@@ -76,9 +76,17 @@ class RunSpec:
 
     def gan_config(self, image_shape) -> GANConfig:
         critic_norm = self.critic_norm or ("batch" if self.objective in ("dcgan", "lsgan") else "layer")
-        z_dim = self.z_dim or (128 if self.net == "thesis" else 100)
-        nets = NetSpec(self.net, tuple(image_shape), z_dim, self.width, critic_norm=critic_norm)
+        family = self.net or self.default_net(tuple(image_shape))
+        z_dim = self.z_dim or (128 if family == "thesis" else 100)
+        nets = NetSpec(family, tuple(image_shape), z_dim, self.width, critic_norm=critic_norm)
         return GANConfig(nets, self.objective, learning_rate=self.lr, n_critic=self.n_critic)
+
+    def default_net(self, image_shape: tuple) -> str:
+        """The thesis nets for GAN-based models on 28x28 gray images; DCGAN nets otherwise
+        (other sizes, and the encoder-decoder models, which build on the DCGAN blocks)."""
+        gan_based = self.model in GAN_LOSSES or self.model in ("anogan", "fanogan", "joint_encoder") or (
+            self.model == "ensemble" and self.base == "joint_encoder")
+        return "thesis" if gan_based and image_shape == (28, 28, 1) else "dcgan"
 
     def run_config(self, out: pathlib.Path) -> RunConfig:
         return RunConfig(steps=self.steps, batch_size=self.batch_size, seed=self.seed, out_dir=str(out),
