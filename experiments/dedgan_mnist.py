@@ -78,7 +78,7 @@ def _write_results(path: pathlib.Path, new: list[dict]) -> None:
 def run_one(mnist, digit: int, seed: int, args, test_idx: np.ndarray, log=sys.stderr) -> dict:
     split = data.one_class_split(mnist, digit, args.protocol, val_fraction=0.1, seed=seed)
     x_test, y_test = split.x_test[test_idx], split.y_test[test_idx]
-    nets = NetSpec("dcgan", tuple(split.x_train.shape[1:]), args.z_dim, args.width, critic_norm="batch")
+    nets = NetSpec("dcgan", tuple(split.x_train.shape[1:]), args.z_dim, args.width)  # BatchNorm everywhere
     config = DEDGANConfig(w_adv=args.w_adv, w_rec=args.w_rec, w_lat=args.w_lat, adversarial=args.adversarial,
                           learning_rate=args.lr)
     run = RunConfig(steps=args.steps, batch_size=args.batch_size, seed=seed, progress=False)

@@ -10,10 +10,11 @@
 Pure functions (``search_latent``, ``fanogan_scores``, ``gradient_penalty``, the
 scores in ``gadjax.scores``) take plain pytrees and compose with jit/vmap/grad.
 """
-from gadjax import data, losses, metrics, scores
+from gadjax import data, losses, metrics, scores, timeseries
 from gadjax.losses import GAN_LOSSES, gradient_penalty
-from gadjax.models import (DETECTORS, AnoGAN, AnoGANResult, FAnoGAN, GANDetector, default_gan, fanogan_scores,
-                           search_latent, search_latent_per_image)
+from gadjax.models import (ALAD, DEDGAN, DETECTORS, EGBAD, MADGAN, AnoGAN, AnoGANResult, CBiGAN, Detector,
+                           FAnoGAN, GANDetector, GANEnsemble, GANomaly, JointEncoder, PlayerDetector,
+                           SkipGANomaly, default_gan, fanogan_scores, search_latent, search_latent_per_image)
 from gadjax.nets import NETS, NetSpec, PureNet, build_nets
 from gadjax.parallel import DataParallel, initialize_distributed
 from gadjax.train import (Checkpointer, GANConfig, GANTrainer, NonFiniteError, Player, PlayerTrainer, RunConfig,
@@ -23,6 +24,8 @@ from gadjax.train.encoder import EncoderConfig, EncoderTrainer
 __version__ = "0.1.0"
 
 __all__ = [
+    "ALAD", "CBiGAN", "DEDGAN", "Detector", "EGBAD", "GANEnsemble", "GANomaly", "JointEncoder", "MADGAN",
+    "PlayerDetector", "SkipGANomaly", "timeseries",
     "AnoGAN", "AnoGANResult", "Checkpointer", "DETECTORS", "DataParallel", "EncoderConfig",
     "EncoderTrainer", "FAnoGAN", "GANConfig", "GANDetector", "GANTrainer", "GAN_LOSSES", "NETS",
     "NetSpec", "NonFiniteError", "Player", "PlayerTrainer", "PureNet", "RunConfig", "TrainState", "build_nets", "data", "default_gan", "fanogan_scores",

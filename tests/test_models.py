@@ -7,6 +7,8 @@ import pytest
 from gadjax import data
 from gadjax.metrics import roc_auc, threshold_from_normal
 from gadjax.models import DETECTORS, AnoGAN, FAnoGAN, fanogan_scores, map_batches
+from gadjax.nets.lstm import LSTMSpec
+from gadjax.timeseries import MinMaxScaling, sliding_windows, synthetic_series
 from gadjax.nets import NetSpec
 from gadjax.train import GANConfig, GANTrainer, RunConfig, train_loop
 from gadjax.train.encoder import STRATEGIES, EncoderConfig, EncoderTrainer
@@ -24,25 +26,33 @@ def _squares(n, seed=0):
 
 
 KWARGS = {"anogan": dict(search_steps=5), "fanogan": dict(encoder_steps=3)}
-# Every registry entry takes (config, RunConfig, **options): a GANConfig or a NetSpec.
-CONFIG = {"anogan": TINY, "fanogan": TINY, "joint_encoder": TINY}
+
+
+def _windows(n):
+    """(n, 16, 6) windows of a generated multivariate series, scaled to [-1, 1]."""
+    series, _ = synthetic_series(16 * n // 2 + 16, 6, n_anomalies=0)
+    windows = sliding_windows(MinMaxScaling.fit(series)(series), 16, 8)[:n]
+    return np.asarray(windows, np.float32)
 
 
 @pytest.mark.parametrize("name", sorted(DETECTORS))
 def test_every_detector_fits_scores_and_maps(name):
     if name == "ensemble":  # wraps another detector
         det = DETECTORS[name](DETECTORS["joint_encoder"](TINY, RUN), members=2, score_batch_size=8)
+    elif name == "madgan":  # time-series windows with LSTM nets
+        det = DETECTORS[name](LSTMSpec((16, 6), latent=2, hidden=8, generator_depth=1), RUN, score_batch_size=8,
+                              search_steps=5, generator_repeats=1)
     else:
-        det = DETECTORS[name](CONFIG.get(name, TINY.nets), RUN, score_batch_size=8, **KWARGS.get(name, {}))
-    x = _squares(24)
+        det = DETECTORS[name](TINY, RUN, score_batch_size=8, **KWARGS.get(name, {}))
+    x = _squares(24) if name != "madgan" else _windows(24)
     det.fit(x[:16], x_val=x[16:])
     scores = det.score_samples(x)
     assert scores.shape == (24,) and np.isfinite(scores).all()
     assert det.threshold_ == pytest.approx(threshold_from_normal(det.score_samples(x[16:]), 95.0), rel=1e-5)
     maps = det.anomaly_map(x[:5])
-    assert maps.shape == (5, 16, 16) and (maps >= 0).all()
+    assert maps.shape == (5,) + x.shape[1:-1] and (maps >= 0).all()
     assert det.predict(x).shape == (24,)
-    assert det.reconstruct(x[:3]).shape == (3, 16, 16, 1)
+    assert det.reconstruct(x[:3]).shape == (3,) + x.shape[1:]
 
 
 def test_threshold_never_sees_test_data():

@@ -23,7 +23,7 @@ def test_dcgan_shapes(shape):
     assert E(ep, es, x).shape == (3, 8)
 
 
-SAMPLE = {3: (28, 28, 1), 1: (7,)}
+SAMPLE = {3: (28, 28, 1), 2: (4, 3), 1: (7,)}  # lstm: z_dim 8 = 4 steps x 2
 
 
 def test_every_registry_family_builds_and_runs():

@@ -18,7 +18,7 @@ The anomaly score compares D_xx's last hidden layer on (x, x) and on (x, G(E(x))
 with the paper's other variants selectable: "features_l2", "logits" (-log D_xx(x, G(E(x))),
 i.e. BCE of the fake-pair logit against 'real'), and the image residuals "l1" / "l2".
 The authors score with an exponential moving average (0.999) of the weights; ``ema_decay``
-does the same (bias-corrected, kept in the optimiser state so it is checkpointed).
+does the same (with a warm-up, see ``track_ema``; kept in the optimiser state).
 """
 from __future__ import annotations
 
@@ -76,7 +76,7 @@ def alad_score(x: jax.Array, x_rec: jax.Array, f_real: jax.Array, f_rec: jax.Arr
     """ALAD anomaly scores (B,), higher = more anomalous.
 
     Args:
-      x, x_rec: (B, H, W, C) images and reconstructions G(E(x)).
+      x, x_rec: (B, ...) samples (images (B, H, W, C) or rows (B, D)) and G(E(x)).
       f_real, f_rec: (B, F) D_xx features of (x, x) and (x, G(E(x))).
       logit_rec: (B,) D_xx logit of (x, G(E(x))).
       variant: one of ``SCORES``.
@@ -90,7 +90,7 @@ def alad_score(x: jax.Array, x_rec: jax.Array, f_real: jax.Array, f_rec: jax.Arr
     if variant == "l1":
         return l1_residual(x, x_rec)
     if variant == "l2":
-        return _norm(x - x_rec, (-3, -2, -1))
+        return _norm(x - x_rec, tuple(range(1, x.ndim)))
     raise ValueError(f"unknown ALAD score {variant!r}; choose one of {SCORES}")
 
 
@@ -101,8 +101,8 @@ def alad_scores(generator: PureNet, encoder: PureNet, dxx: PureNet, g, e, d, x: 
 
     Args:
       g, e, d: ``(params, stats)`` of G, E and D_xx.
-      x: (B, H, W, C) images in the generator's output range.
-    Returns ``{'score': (B,), 'z': (B, z_dim), 'reconstruction': (B, H, W, C)}``.
+      x: (B, ...) samples (images (B, H, W, C) in the generator's range, or rows (B, D)).
+    Returns ``{'score': (B,), 'z': (B, z_dim), 'reconstruction': (B, ...)}``.
     """
     z = encoder(*e, x)
     x_rec = generator(*g, z)
@@ -118,27 +118,35 @@ class EmaState(NamedTuple):
 
 
 def track_ema(decay: float) -> optax.GradientTransformation:
-    """Chain after an optimiser: keeps an EMA of the parameters *after* each update in the
-    optimiser state (checkpointed, donated and sharded with it); updates pass unchanged."""
+    """Chain after an optimiser: an exponential moving average of the parameters *after*
+    each update, kept in the optimiser state (checkpointed, donated and sharded with it);
+    the updates pass through unchanged.
+
+    The decay at update t is ``min(decay, (1 + t) / (10 + t))`` (TensorFlow's
+    ``ExponentialMovingAverage`` with ``num_updates``): the average starts at the initial
+    weights but forgets them within a few updates, so a short run averages its recent
+    iterates instead of its random start, and runs past ~10k updates use ``decay`` itself.
+    """
 
     def init(params):
-        return EmaState(jnp.zeros((), jnp.int32), jax.tree.map(jnp.zeros_like, params))
+        return EmaState(jnp.zeros((), jnp.int32), jax.tree.map(jnp.copy, params))
 
     def update(updates, state, params):
+        t = state.count.astype(jnp.float32)
+        d = jnp.minimum(decay, (1.0 + t) / (10.0 + t))
         new = optax.apply_updates(params, updates)
-        ema = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, state.ema, new)
+        ema = jax.tree.map(lambda e, p: (d * e + (1.0 - d) * p).astype(e.dtype), state.ema, new)
         return updates, EmaState(state.count + 1, ema)
 
     return optax.GradientTransformation(init, update)
 
 
-def ema_params(opt_state, params, decay: float):
-    """Bias-corrected EMA held by ``track_ema`` in ``opt_state`` (``params`` before any step)."""
-    state = next(s for s in jax.tree.leaves(opt_state, is_leaf=lambda s: isinstance(s, EmaState))
-                 if isinstance(s, EmaState))
-    correction = 1.0 - decay ** state.count.astype(jnp.float32)
-    return jax.tree.map(lambda e, p: jnp.where(state.count > 0, e / jnp.maximum(correction, 1e-12), p),
-                        state.ema, params)
+def ema_params(opt_state):
+    """The averaged parameters held by ``track_ema`` inside ``opt_state``."""
+    for s in jax.tree.leaves(opt_state, is_leaf=lambda s: isinstance(s, EmaState)):
+        if isinstance(s, EmaState):
+            return s.ema
+    raise ValueError("this optimiser state holds no track_ema average")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,7 +179,8 @@ class ALADConfig:
 class ALADTrainer(PlayerTrainer):
     """ALAD's two players over nets ``generator``, ``encoder``, ``dxz``, ``dxx`` (, ``dzz``)."""
 
-    def __init__(self, nets: NetSpec, config: ALADConfig = ALADConfig(), parallel=False):
+    def __init__(self, nets: NetSpec, config: ALADConfig = ALADConfig(), parallel=False,
+                 unroll: bool | int | None = None):
         self.spec, self.config = nets, config
         all_nets = {**build_nets(nets, parts=("generator", "encoder")),
                     **build_discriminators(nets, dropout=config.dropout, spectral_norm=config.spectral_norm,
@@ -181,7 +190,7 @@ class ALADTrainer(PlayerTrainer):
         players = [Player("discriminators", self.discriminators, self._d_loss, config.optimizer()),
                    Player("generator_encoder", ("generator", "encoder"), self._ge_loss, config.optimizer())]
         super().__init__(all_nets, players, image_shape=nets.image_shape, value_range=nets.output_range,
-                         parallel=parallel)
+                         parallel=parallel, unroll=unroll)
 
     def _logits(self, params, stats, x, key):
         """Every pair's (real, fake) logits, all nets in train mode; returns their new stats."""
@@ -191,16 +200,26 @@ class ALADTrainer(PlayerTrainer):
             out, new[name] = net[name].apply(params[name], new[name], *args, train=True, **kw)
             return out
 
-        keys = jax.random.split(key, 7)
-        z = sample_latent(keys[0], x.shape[0], self.spec.z_dim, "normal", x.dtype)
+        def pair(name, real, fake, key):
+            """(real logits, fake logits) of one discriminator."""
+            k_real, k_fake = jax.random.split(key)
+            if name == "dxz" and self.spec.critic_norm == "batch":
+                # BatchNorm normalises real and fake batches separately (DCGAN practice, as
+                # the authors' code); the per-sample nets see both in one call: half the
+                # graph to compile, one spectral-norm power iteration per update.
+                return run(name, *real, key=k_real)[0], run(name, *fake, key=k_fake)[0]
+            logits = run(name, *(jnp.concatenate([r, f]) for r, f in zip(real, fake)), key=k_real)[0]
+            return logits[:b], logits[b:]
+
+        b = x.shape[0]
+        keys = jax.random.split(key, 4)
+        z = sample_latent(keys[0], b, self.spec.z_dim, "normal", x.dtype)
         z_enc = run("encoder", x)
         x_gen = run("generator", z)
         x_rec = run("generator", z_enc)
-        logits = {"xz": (run("dxz", x, z_enc, key=keys[1])[0], run("dxz", x_gen, z, key=keys[2])[0]),
-                  "xx": (run("dxx", x, x, key=keys[3])[0], run("dxx", x, x_rec, key=keys[4])[0])}
+        logits = {"xz": pair("dxz", (x, z_enc), (x_gen, z), keys[1]), "xx": pair("dxx", (x, x), (x, x_rec), keys[2])}
         if "zz" in self.pairs:
-            z_rec = run("encoder", x_gen)
-            logits["zz"] = (run("dzz", z, z, key=keys[5])[0], run("dzz", z, z_rec, key=keys[6])[0])
+            logits["zz"] = pair("dzz", (z, z), (z, run("encoder", x_gen)), keys[3])
         return logits, new
 
     # Each player keeps the statistics (BatchNorm averages, spectral-norm vectors) of its own
@@ -216,15 +235,15 @@ class ALADTrainer(PlayerTrainer):
         return loss, ({n: new[n] for n in ("generator", "encoder")}, metrics)
 
     def scoring_nets(self, state: TrainState) -> dict:
-        """``{net: (params, stats)}`` for G, E and D_xx: the EMA weights when ``ema_decay``."""
-        players = {p.name: p for p in self.players}
+        """``{net: (params, stats)}`` for G, E and D_xx: the EMA weights when ``ema_decay``
+        (and ``state`` carries its optimiser state; without, e.g. the per-member states
+        ``GANEnsemble`` scores, the last iterate)."""
         out = {}
         for name, player in (("generator", "generator_encoder"), ("encoder", "generator_encoder"),
                              ("dxx", "discriminators")):
             params = state.params[name]
-            if self.config.ema_decay is not None:
-                own = {n: state.params[n] for n in players[player].nets}
-                params = ema_params(state.opt[player], own, self.config.ema_decay)[name]
+            if self.config.ema_decay is not None and player in state.opt:
+                params = ema_params(state.opt[player])[name]
             out[name] = (params, state.stats[name])
         return out
 
@@ -236,11 +255,12 @@ class ALAD(PlayerDetector):
     """``ALAD(nets, run).fit(x).score_samples(x_test)``.
 
     Args:
-      nets: generator / encoder family, latent size, width (discriminators scale with it);
-        ``critic_norm`` is the encoder's and D_xz's image-branch norm (BatchNorm in the paper).
+      nets: generator / encoder family ('dcgan' / 'thesis' images, 'mlp' feature rows, as
+        the paper's KDD99 / Arrhythmia nets), latent size, width (discriminators scale with
+        it); ``critic_norm`` is the encoder's and D_xz's x-branch norm (BatchNorm in the paper).
       config: ``ALADConfig`` (optimiser, dropout, spectral norm, D_zz, EMA).
       score: one of ``SCORES``; may be changed after fitting (no retraining needed).
-      Other arguments as ``PlayerDetector``.
+      Other arguments as ``PlayerDetector`` (``nets`` may also be a ``GANConfig``).
     """
 
     def __init__(self, nets: NetSpec = DEFAULT_NETS, run: RunConfig = RunConfig(), *,
@@ -253,10 +273,8 @@ class ALAD(PlayerDetector):
     def build_trainer(self) -> ALADTrainer:
         return ALADTrainer(self.nets, self.config, parallel=self.parallel)
 
-    def _score_batch(self, x, offset: int) -> dict:
-        del offset  # deterministic: inference mode, no sampling
-        if getattr(self, "_scoring", (None,))[0] is not self.state:  # EMA weights: once per trained state
-            self._scoring = (self.state, self.trainer.scoring_nets(self.state))
-        t, nets = self.trainer, self._scoring[1]
+    def score_state(self, state: TrainState, x: jax.Array) -> dict:
+        """Scores of batch ``x`` (pure in ``state``; inference mode, no sampling)."""
+        t, nets = self.trainer, self.trainer.scoring_nets(state)
         return alad_scores(t.nets["generator"], t.nets["encoder"], t.nets["dxx"], nets["generator"],
                            nets["encoder"], nets["dxx"], x, self.score)

@@ -7,7 +7,7 @@ conditions weakly on the latent code.  Their fixes, both here:
 
 * consistency losses on the generator/encoder player, for both cycles,
 
-      L_GE = L_adv + lambda_x * mean |x - G(E(x))| + lambda_z * mean |z - E(G(z))|
+      L_GE = L_adv + lambda_x * ||x - G(E(x))||_1 + lambda_z * ||z - E(G(z))||_1
 
   (``CBiGANConfig.image_consistency`` / ``latent_consistency``; either may be 0 to
   ablate one cycle);
@@ -28,6 +28,7 @@ import jax.numpy as jnp
 
 from gadjax.models.bigan import EGBAD, EGBAD_NETS, BiGANConfig, BiGANTrainer, Pairs
 from gadjax.nets import NetSpec
+from gadjax.scores import l1_residual
 from gadjax.train import RunConfig
 
 NAME = "cbigan"
@@ -51,16 +52,16 @@ class CBiGANConfig(BiGANConfig):
 
 
 def consistency_losses(x: jax.Array, x_cycle: jax.Array, z: jax.Array, z_cycle: jax.Array):
-    """Cycle-consistency terms ``(mean |x - G(E(x))|, mean |z - E(G(z))|)``.
+    """Cycle-consistency terms ``(mean_B ||x - G(E(x))||_1, mean_B ||z - E(G(z))||_1)``.
 
     Args:
       x, x_cycle: (B, H, W, C) images and their reconstructions ``G(E(x))``.
       z, z_cycle: (B, z_dim) prior samples and ``E(G(z))``.
     Returns:
-      two scalars; means over every element, so the weights do not scale with image or
-      latent size.
+      two scalars: per-sample L1 norms (sums over H, W, C and over z, the same norm as
+      EGBAD's L_G), averaged over the batch.
     """
-    return jnp.mean(jnp.abs(x - x_cycle)), jnp.mean(jnp.abs(z - z_cycle))
+    return jnp.mean(l1_residual(x, x_cycle)), jnp.mean(jnp.sum(jnp.abs(z - z_cycle), axis=-1))
 
 
 class CBiGANTrainer(BiGANTrainer):

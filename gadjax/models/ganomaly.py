@@ -6,7 +6,8 @@ Networks (``gadjax.nets.ganomaly``): generator ``G = (G_E, G_D, E)`` with
 last-conv features ``f``.  Two players, updated in the reference's order every step:
 
     generator:      L_G = w_adv L_adv + w_con L_con + w_enc L_enc       (1, 50, 1)
-                    L_adv = feature matching ||f(x) - f(x_hat)||^2   (``feature_matching_loss``)
+                    L_adv = feature matching of D's last-conv features f(x), f(x_hat)
+                            (batch means by default; ``feature_matching_loss``)
                     L_con = mean |x - x_hat|,   L_enc = mean (z - z_hat)^2
     discriminator:  L_D = (BCE(D(x), 1) + BCE(D(x_hat), 0)) / 2
 
@@ -30,7 +31,7 @@ from gadjax.losses import bce_critic_loss
 from gadjax.models.base import PlayerDetector
 from gadjax.nets import NetSpec, PureNet
 from gadjax.nets.ganomaly import INITS, ganomaly_nets
-from gadjax.train import Player, PlayerTrainer, RunConfig, TrainState
+from gadjax.train import GANConfig, Player, PlayerTrainer, RunConfig, TrainState
 
 NAME = "ganomaly"
 FEATURE_MATCHING = ("mean", "paired")
@@ -120,7 +121,9 @@ def check_config(cfg, weights: tuple[str, ...]) -> None:
         raise ValueError(f"unknown init {cfg.init!r}; choose one of {INITS}")
 
 
-def check_spec(spec: NetSpec, model: str) -> None:
+def check_spec(spec: NetSpec | GANConfig, model: str) -> None:
+    """GANomaly-style models are built from the DCGAN nets (a ``GANConfig``'s nets count)."""
+    spec = spec.nets if isinstance(spec, GANConfig) else spec
     if spec.family != "dcgan":
         raise ValueError(f"{model} is built from the DCGAN nets: use NetSpec family 'dcgan', got {spec.family!r}")
 
@@ -196,7 +199,8 @@ class GANomalyTrainer(PlayerTrainer):
         collapsed = metrics["discriminator_loss"] < self.config.reinit_threshold
         d_params, d_stats = reinit_if(collapsed, self._discriminator_init, key, state.params["discriminator"],
                                       state.stats["discriminator"])
-        # D's Adam moments are kept, as in the reference (it re-draws the weights only).
+        # Weights and BatchNorm averages are re-drawn (the old averages belong to the old
+        # weights); D's Adam moments are kept, as in the reference's reinit_d.
         metrics["discriminator_reinit"] = collapsed.astype(jnp.float32)
         return state.replace(params={**state.params, "discriminator": d_params},
                              stats={**state.stats, "discriminator": d_stats}), metrics
@@ -220,7 +224,8 @@ class GANomaly(PlayerDetector):
 
     Args:
       nets: ``NetSpec`` (family 'dcgan'; z_dim = nz, width = ngf = ndf; the paper uses
-        z_dim 100, width 64); ``image_shape`` is taken from the training images.
+        z_dim 100, width 64), or a ``GANConfig`` whose nets are used; ``image_shape`` is
+        taken from the training images.
       run: steps, batch size (paper: 64), seed, checkpoints.
       config: loss weights and optimiser, ``GANomalyConfig``.
       Other arguments as ``PlayerDetector``.
@@ -228,8 +233,8 @@ class GANomaly(PlayerDetector):
 
     def __init__(self, nets: NetSpec = NetSpec(), run: RunConfig = RunConfig(), *,
                  config: GANomalyConfig = GANomalyConfig(), **kwargs):
-        check_spec(nets, "GANomaly")
         super().__init__(nets, run, **kwargs)
+        check_spec(self.nets, "GANomaly")
         self.config = config
 
     def build_trainer(self) -> GANomalyTrainer:

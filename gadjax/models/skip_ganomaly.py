@@ -141,7 +141,8 @@ class SkipGANomaly(PlayerDetector):
     """``SkipGANomaly(nets, run).fit(x_normal).score_samples(x)``.
 
     Args:
-      nets: ``NetSpec`` (family 'dcgan'; width = ngf = ndf, paper 64; z_dim is unused).
+      nets: ``NetSpec`` (family 'dcgan'; width = ngf = ndf, paper 64; z_dim is unused), or a
+        ``GANConfig`` whose nets are used.
       run: steps, batch size (paper: 64), seed, checkpoints.
       config: loss weights, score weight ``lam`` and optimiser, ``SkipGANomalyConfig``.
       Other arguments as ``PlayerDetector``.
@@ -149,8 +150,8 @@ class SkipGANomaly(PlayerDetector):
 
     def __init__(self, nets: NetSpec = NetSpec(), run: RunConfig = RunConfig(), *,
                  config: SkipGANomalyConfig = SkipGANomalyConfig(), **kwargs):
-        check_spec(nets, "Skip-GANomaly")
         super().__init__(nets, run, **kwargs)
+        check_spec(self.nets, "Skip-GANomaly")
         self.config = config
 
     def build_trainer(self) -> SkipGANomalyTrainer:

@@ -10,6 +10,7 @@ import dataclasses
 from typing import Callable, NamedTuple
 
 from gadjax.nets.dcgan import NORMS, ConvTrunk, Critic, Encoder, Generator, spatial_plan
+from gadjax.nets.lstm import LSTMDiscriminator, LSTMEncoder, LSTMGenerator, LSTMSpec, per_step_latent
 from gadjax.nets.mlp import MLPCritic, MLPEncoder, MLPGenerator
 from gadjax.nets.pure import PureNet, count_params, init_fn
 from gadjax.nets.thesis import ThesisGenerator, thesis_critic, thesis_encoder
@@ -75,6 +76,15 @@ NETS: dict[str, Family] = {
         critic=lambda s, rngs: MLPCritic(s.image_shape, s.width, rngs=rngs),
         encoder=lambda s, rngs: MLPEncoder(s.image_shape, s.z_dim, s.width, rngs=rngs),
         output_range=None, sample_ndim=1),
+    # Multivariate time-series windows (T, F); width = LSTM units; linear output so test
+    # windows may leave the training range, as with "mlp".
+    "lstm": Family(
+        generator=lambda s, rngs: LSTMGenerator(s.image_shape, per_step_latent(s.image_shape, s.z_dim), s.width, 3,
+                                                output="linear", rngs=rngs),
+        critic=lambda s, rngs: LSTMDiscriminator(s.image_shape, s.width, 1, rngs=rngs),
+        encoder=lambda s, rngs: LSTMEncoder(s.image_shape, per_step_latent(s.image_shape, s.z_dim), s.width, 1,
+                                            rngs=rngs),
+        output_range=None, sample_ndim=2),
 }
 
 
@@ -85,4 +95,5 @@ def build_nets(spec: NetSpec, parts=("generator", "critic", "encoder")) -> dict[
 
 
 __all__ = ["NETS", "NetSpec", "PureNet", "build_nets", "init_fn", "count_params", "spatial_plan",
-           "Generator", "Critic", "Encoder", "ConvTrunk", "MLPGenerator", "MLPCritic", "MLPEncoder", "ThesisGenerator", "thesis_critic", "thesis_encoder"]
+           "Generator", "Critic", "Encoder", "ConvTrunk", "MLPGenerator", "MLPCritic", "MLPEncoder",
+           "LSTMGenerator", "LSTMDiscriminator", "LSTMEncoder", "LSTMSpec", "ThesisGenerator", "thesis_critic", "thesis_encoder"]

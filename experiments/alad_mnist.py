@@ -1,0 +1,149 @@
+"""ALAD on shipped MNIST, one-normal protocol (the paper's image protocol), all score variants.
+
+    /work/venv/bin/python experiments/alad_mnist.py --digits 0 1 --seeds 0
+
+For each (digit, seed):
+  * split: ``data.one_class_split(mnist, digit, "one-normal", val_fraction=0.1, seed=seed)``:
+    the digit's training images minus 10 % held-out normal validation images are the only
+    training data; every test image of another digit is anomalous;
+  * one ALAD is trained (``--steps`` steps of both players) and scored with every variant in
+    ``gadjax.models.alad.SCORES`` (EMA weights, as the authors), plus ``features`` with the
+    last iterate's weights (``features@last``);
+  * thresholds: 95th percentile of the scores of the normal VALIDATION images only; the test
+    images are a seeded random subset of the 10,000 official ones (``--test-limit``), the
+    same for every digit and seed.
+
+Output: one JSON line per (digit, seed, score) in ``<out>/alad_mnist.jsonl`` (rows of other
+keys already there are kept, same keys replaced).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import pathlib
+import platform
+import sys
+import time
+
+import jax
+import numpy as np
+
+from gadjax import data
+from gadjax.metrics import evaluate, threshold_from_normal
+from gadjax.models import map_batches
+from gadjax.models.alad import SCORES, ALAD, ALADConfig, alad_scores
+from gadjax.nets import NetSpec
+from gadjax.train import RunConfig
+
+RESULTS = "alad_mnist.jsonl"
+PROTOCOL = "one-normal"
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--digits", type=int, nargs="+", default=[0, 1], help="normal digits, one experiment each")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds (split, init, batches, noise)")
+    ap.add_argument("--steps", type=int, default=1000, help="training steps (one update of each player per step)")
+    ap.add_argument("--width", type=int, default=16, help="ngf = ndf; the discriminators scale with it")
+    ap.add_argument("--z-dim", type=int, default=32)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate of both players (paper: 2e-4)")
+    ap.add_argument("--ema-decay", type=float, default=0.999, help="EMA of weights used for scoring (authors: 0.999)")
+    ap.add_argument("--test-limit", type=int, default=1000, help="seeded random test subset size (0 = all 10,000)")
+    ap.add_argument("--test-seed", type=int, default=0)
+    ap.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parent / "results"))
+    ap.add_argument("--cache", default=str(pathlib.Path(__file__).resolve().parents[1] / ".jax_cache"),
+                    help="persistent XLA compilation cache ('' disables)")
+    return ap.parse_args(argv)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _write_results(path: pathlib.Path, new: list[dict]) -> None:
+    key = lambda r: (r["digit"], r["seed"], r["score"])  # noqa: E731
+    fresh = {key(r) for r in new}
+    old = [json.loads(s) for s in path.read_text().splitlines() if s.strip()] if path.exists() else []
+    rows = sorted([r for r in old if key(r) not in fresh] + new, key=key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    os.replace(tmp, path)
+
+
+def _last_iterate_scores(det: ALAD, x: np.ndarray) -> np.ndarray:
+    """``features`` with the last iterate's weights instead of the EMA."""
+    t, s = det.trainer, det.state
+    nets = {n: (s.params[n], s.stats[n]) for n in ("generator", "encoder", "dxx")}
+
+    def fn(batch, offset):
+        return alad_scores(t.nets["generator"], t.nets["encoder"], t.nets["dxx"], nets["generator"],
+                           nets["encoder"], nets["dxx"], jax.numpy.asarray(batch), "features")
+
+    return map_batches(fn, data.to_float(x, "tanh"), det.score_batch_size)["score"]
+
+
+def run_one(mnist, digit: int, seed: int, args, test_idx: np.ndarray) -> list[dict]:
+    split = data.one_class_split(mnist, digit, PROTOCOL, val_fraction=0.1, seed=seed)
+    x_test, y_test = split.x_test[test_idx], split.y_test[test_idx]
+    nets = NetSpec("dcgan", tuple(split.x_train.shape[1:]), args.z_dim, args.width, critic_norm="batch")
+    config = ALADConfig(learning_rate=args.lr, ema_decay=args.ema_decay)
+    run = RunConfig(steps=args.steps, batch_size=args.batch_size, seed=seed, progress=False)
+    print(f"[{_now()}] digit {digit} seed {seed}: {len(split.x_train)} train / {len(split.x_val)} val normals, "
+          f"{len(x_test)} test ({int(y_test.sum())} anomalous)", file=sys.stderr, flush=True)
+    det = ALAD(nets, run, config=config)
+    t0 = time.perf_counter()
+    det.fit(split.x_train, split.x_val)  # threshold from the normal validation split
+    t_fit = time.perf_counter() - t0
+    common = dict(experiment="alad_mnist", model="alad", dataset="mnist", protocol=PROTOCOL,
+                  protocol_description="one class normal, all other classes anomalous", digit=digit, seed=seed,
+                  n_train=int(len(split.x_train)), n_val=int(len(split.x_val)), n_test=int(len(x_test)),
+                  n_test_anomalous=int(y_test.sum()),
+                  threshold_rule="95th percentile of scores of the normal validation split",
+                  hparams=dict(net="dcgan", width=args.width, z_dim=args.z_dim, critic_norm="batch",
+                               steps=args.steps, batch_size=args.batch_size, lr=args.lr, beta1=config.beta1,
+                               dropout=config.dropout, spectral_norm=config.spectral_norm,
+                               latent_cycle=config.latent_cycle, ema_decay=args.ema_decay,
+                               test_limit=args.test_limit, test_seed=args.test_seed),
+                  fit_s=round(t_fit, 2), jax_version=jax.__version__, backend=jax.default_backend(),
+                  machine=f"{platform.machine()} {os.cpu_count()} cpus")
+    rows = []
+    for variant in SCORES + ("features@last",):
+        t0 = time.perf_counter()
+        if variant == "features@last":
+            val, scores = _last_iterate_scores(det, split.x_val), _last_iterate_scores(det, x_test)
+        else:
+            det.score = variant
+            val, scores = det.score_samples(split.x_val), det.score_samples(x_test)
+        t_score = time.perf_counter() - t0
+        res = evaluate(y_test, scores, threshold_from_normal(val, 95.0))
+        rows.append(dict(common, score=variant, **{k: float(v) for k, v in res.items()},
+                         score_s=round(t_score, 2), finished=_now()))
+        print(f"  {variant:>14}: AUROC {res['auroc']:.4f} AUPRC {res['auprc']:.4f} F1 {res['f1']:.4f}",
+              file=sys.stderr, flush=True)
+    print(f"  fit (train + val threshold) {t_fit:.0f}s", file=sys.stderr, flush=True)
+    return rows
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.cache:
+        jax.config.update("jax_compilation_cache_dir", args.cache)
+    out = pathlib.Path(args.out)
+    mnist = data.mnist()
+    n = len(mnist.x_test)
+    test_idx = np.arange(n)
+    if args.test_limit and args.test_limit < n:
+        test_idx = np.sort(np.random.default_rng(args.test_seed).choice(n, args.test_limit, replace=False))
+    t0 = time.perf_counter()
+    for seed in args.seeds:
+        for digit in args.digits:
+            _write_results(out / RESULTS, run_one(mnist, digit, seed, args, test_idx))
+    print(f"done in {time.perf_counter() - t0:.0f}s -> {out / RESULTS}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,156 @@
+"""GANomaly (and optionally Skip-GANomaly) on shipped MNIST, GANomaly's one-anomalous protocol.
+
+    /work/venv/bin/python experiments/ganomaly_mnist.py --digits 0 1 2 3 4 5 6 7 8 9 --seeds 0
+
+For each (anomalous digit, seed, model):
+  * split: ``data.one_class_split(mnist, digit, "one-anomalous", val_fraction=0.1, seed=seed)``:
+    the other nine digits' training images (minus 10 % held out as normal validation data)
+    are the training data; test images of ``digit`` are the anomalies;
+  * the detector trains on the normal training images only, then takes its threshold
+    (95th percentile) from the scores of ``--val-limit`` seeded normal VALIDATION images;
+  * it scores the same seeded random subset of the 10,000 official test images for every
+    digit, seed and model (``--test-limit``, ``--test-seed``; the DED-GAN experiment uses the
+    same subset); also the AUROC of the L1 reconstruction error, as a diagnostic.
+
+Output: one JSON line per (digit, seed, model) in ``<out>/ganomaly_mnist.jsonl`` (rows of
+other keys already there are kept, the same keys replaced).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import pathlib
+import platform
+import subprocess
+import sys
+import time
+
+import jax
+import numpy as np
+
+import gadjax
+from gadjax import data
+from gadjax.metrics import evaluate, roc_auc
+from gadjax.models.ganomaly import GANomaly, GANomalyConfig
+from gadjax.models.skip_ganomaly import SkipGANomaly, SkipGANomalyConfig
+from gadjax.nets import NetSpec
+from gadjax.train import RunConfig
+
+RESULTS = "ganomaly_mnist.jsonl"
+PROTOCOL = "one-anomalous"
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--digits", type=int, nargs="+", default=list(range(10)), help="anomalous digits")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0], help="seeds (split, init, batch order)")
+    ap.add_argument("--models", nargs="+", default=["ganomaly"], choices=["ganomaly", "skip_ganomaly"])
+    ap.add_argument("--steps", type=int, default=800, help="training steps (G + D update each; 760 = 1 epoch)")
+    ap.add_argument("--batch-size", type=int, default=64, help="paper: 64")
+    ap.add_argument("--width", type=int, default=16, help="ngf = ndf (paper: 64)")
+    ap.add_argument("--z-dim", type=int, default=100, help="GANomaly latent size (paper: 100)")
+    ap.add_argument("--lr", type=float, default=2e-4, help="Adam learning rate, both players (paper: 2e-4)")
+    ap.add_argument("--feature-match", default="mean", choices=["mean", "paired"], help="GANomaly's L_adv")
+    ap.add_argument("--lam", type=float, default=0.9, help="Skip-GANomaly score weight")
+    ap.add_argument("--val-limit", type=int, default=1000, help="normal validation images for the threshold")
+    ap.add_argument("--test-limit", type=int, default=2000, help="seeded test subset (0 = all 10,000)")
+    ap.add_argument("--test-seed", type=int, default=0)
+    ap.add_argument("--cache-dir", default=None, help="persistent JAX compilation cache (reused across digits)")
+    ap.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parent / "results"))
+    return ap.parse_args(argv)
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _commit() -> str | None:
+    try:  # read-only
+        return subprocess.run(["git", "-C", str(pathlib.Path(gadjax.__file__).parent), "rev-parse", "HEAD"],
+                              capture_output=True, text=True, check=True).stdout.strip() or None
+    except (OSError, subprocess.CalledProcessError):
+        return None
+
+
+def _write_results(path: pathlib.Path, new: list[dict]) -> None:
+    key = lambda r: (r["digit"], r["seed"], r["model"])  # noqa: E731
+    old = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    rows = sorted([r for r in old if key(r) not in {key(n) for n in new}] + new, key=key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    os.replace(tmp, path)
+
+
+def make_detector(model: str, args, run: RunConfig):
+    nets = NetSpec("dcgan", (28, 28, 1), z_dim=args.z_dim, width=args.width)
+    if model == "ganomaly":
+        config = GANomalyConfig(learning_rate=args.lr, feature_match=args.feature_match)
+        return GANomaly(nets, run, config=config), config
+    config = SkipGANomalyConfig(learning_rate=args.lr, lam=args.lam)
+    return SkipGANomaly(nets, run, config=config), config
+
+
+def run_one(mnist, digit: int, seed: int, model: str, args, test_idx: np.ndarray, log=sys.stderr) -> dict:
+    split = data.one_class_split(mnist, digit, PROTOCOL, val_fraction=0.1, seed=seed)
+    x_test, y_test = split.x_test[test_idx], split.y_test[test_idx]
+    val_idx = np.random.default_rng(seed).permutation(len(split.x_val))[:args.val_limit or None]
+    x_val = split.x_val[np.sort(val_idx)]
+    run = RunConfig(steps=args.steps, batch_size=args.batch_size, seed=seed, progress=False)
+    det, config = make_detector(model, args, run)
+    t0 = time.perf_counter()
+    det.fit(split.x_train, x_val)  # trains, then thresholds on validation normals only
+    t_fit = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    details = det.score_details(x_test)
+    t_score = time.perf_counter() - t0
+    scores = details["score"]
+    x_float = data.to_float(x_test, "tanh")
+    l1 = np.mean(np.abs(x_float - details["reconstruction"]), axis=(1, 2, 3))
+    res = evaluate(y_test, scores, det.threshold_)
+    row = dict(experiment="ganomaly_mnist", model=model, dataset="mnist", protocol=PROTOCOL,
+               protocol_description="one digit anomalous, the other nine normal (GANomaly's MNIST protocol)",
+               normal=split.normal, digit=digit, seed=seed, n_train=int(len(split.x_train)),
+               n_val=int(len(x_val)), n_test=int(len(x_test)), n_test_anomalous=int(y_test.sum()),
+               threshold_rule="95th percentile of scores of the normal validation subset",
+               **{k: float(v) for k, v in res.items()},
+               auroc_reconstruction_l1=float(roc_auc(y_test, l1)),
+               hparams=dict(steps=args.steps, batch_size=args.batch_size, width=args.width,
+                            z_dim=args.z_dim if model == "ganomaly" else None, val_fraction=0.1,
+                            val_limit=args.val_limit, test_limit=args.test_limit, test_seed=args.test_seed,
+                            **{k: v for k, v in vars(config).items()}),
+               fit_s=round(t_fit, 2), test_score_s=round(t_score, 2),
+               test_ms_per_image=round(1000 * t_score / len(x_test), 3), gadjax_commit=_commit(),
+               jax_version=jax.__version__, backend=jax.default_backend(),
+               machine=f"{platform.machine()} {os.cpu_count()} cpus", finished=_now())
+    print(f"  {model} digit {digit} seed {seed}: AUROC {res['auroc']:.4f} AUPRC {res['auprc']:.4f} "
+          f"F1 {res['f1']:.4f} (L1-residual AUROC {row['auroc_reconstruction_l1']:.4f}; fit {t_fit:.0f}s, "
+          f"test {t_score:.1f}s)", file=log, flush=True)
+    return row
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.cache_dir:
+        jax.config.update("jax_compilation_cache_dir", args.cache_dir)
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    out = pathlib.Path(args.out)
+    mnist = data.mnist()
+    n = len(mnist.x_test)
+    test_idx = np.arange(n)
+    if args.test_limit and args.test_limit < n:
+        test_idx = np.sort(np.random.default_rng(args.test_seed).choice(n, args.test_limit, replace=False))
+    print(f"GANomaly experiment: MNIST {PROTOCOL}, models {args.models}, digits {args.digits}, seeds {args.seeds}, "
+          f"{len(test_idx)} test images, {jax.default_backend()}", file=sys.stderr, flush=True)
+    t0 = time.perf_counter()
+    for seed in args.seeds:
+        for digit in args.digits:
+            for model in args.models:
+                _write_results(out / RESULTS, [run_one(mnist, digit, seed, model, args, test_idx)])
+    print(f"done in {time.perf_counter() - t0:.0f}s -> {out / RESULTS}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

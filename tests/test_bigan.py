@@ -1,0 +1,155 @@
+"""BiGAN / EGBAD: the pair discriminator reads x AND z, two players train without
+recompiling, the G+E loss is D's with labels swapped, both score variants, alpha
+validation, the detector API and a seeded quality check on real MNIST."""
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from gadjax import data
+from gadjax.losses import bce_critic_loss
+from gadjax.metrics import roc_auc
+from gadjax.models.bigan import (NAME, BiGANConfig, BiGANTrainer, EGBAD, discrimination_loss, egbad_score,
+                                 egbad_scores, generator_encoder_loss)
+from gadjax.nets import NetSpec
+from gadjax.nets.bigan import DISCRIMINATORS, joint_discriminator
+from gadjax.scores import l1_residual
+from gadjax.train import RunConfig
+
+SPEC = NetSpec("dcgan", (16, 16, 1), z_dim=8, width=4)
+FAST = BiGANConfig(learning_rate=1e-3)
+RUN = RunConfig(steps=3, batch_size=8, progress=False)
+
+
+def squares(n, seed=0):
+    """uint8 (n, 16, 16, 1): a bright 8x8 square at a random place."""
+    rng = np.random.default_rng(seed)
+    x = np.zeros((n, 16, 16, 1), np.uint8)
+    for i, (r, c) in enumerate(rng.integers(0, 8, size=(n, 2))):
+        x[i, r:r + 8, c:c + 8] = 255
+    return x
+
+
+@pytest.mark.parametrize("kind", DISCRIMINATORS)
+def test_discriminator_reads_image_and_latent(kind):
+    net, init = joint_discriminator((16, 16, 1), 8, 4, kind=kind, dropout=0.5)
+    params, stats = init(jax.random.PRNGKey(0))
+    infer = jax.jit(net.__call__)
+    kx, kz1, kz2 = jax.random.split(jax.random.PRNGKey(1), 3)
+    x = jax.random.uniform(kx, (4, 16, 16, 1), minval=-1, maxval=1)
+    z1, z2 = jax.random.normal(kz1, (4, 8)), jax.random.normal(kz2, (4, 8))
+    logit, features = infer(params, stats, x, z1)
+    assert logit.shape == (4,) and features.shape == (4, 64 if kind == "concat" else 128)
+    assert not np.allclose(logit, infer(params, stats, x, z2)[0]), "changing z must change D(x, z)"
+    assert not np.allclose(logit, infer(params, stats, -x, z1)[0]), "changing x must change D(x, z)"
+    np.testing.assert_array_equal(logit, infer(params, stats, x, z1)[0])  # inference: no dropout
+    # Training mode draws dropout from the key it is given, and insists on one.
+    train = jax.jit(lambda key: net.apply(params, stats, x, z1, train=True, key=key)[0][0])
+    assert not np.allclose(train(jax.random.PRNGKey(2)), train(jax.random.PRNGKey(3)))
+    with pytest.raises(ValueError, match="needs key"):
+        net.apply(params, stats, x, z1, train=True)
+    with pytest.raises(ValueError, match=r"z of shape \(4, 8\)"):
+        net(params, stats, x, z1[:, :5])
+
+
+def test_generator_encoder_loss_swaps_the_labels():
+    real, fake = jnp.array([2.0, -1.0, 0.5]), jnp.array([-3.0, 0.2, 1.0])
+    expected = (optax.sigmoid_binary_cross_entropy(fake, jnp.ones(3)).mean()
+                + optax.sigmoid_binary_cross_entropy(real, jnp.zeros(3)).mean())
+    np.testing.assert_allclose(generator_encoder_loss(real, fake), expected, rtol=1e-6)
+    np.testing.assert_allclose(generator_encoder_loss(real, fake), bce_critic_loss(fake, real), rtol=1e-6)
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    """One tiny EGBAD fitted for 3 steps on squares (one compile, shared by the tests)."""
+    x = squares(24)
+    return EGBAD(SPEC, RUN, bigan=FAST, score_batch_size=8).fit(x[:16], x_val=x[16:]), x
+
+
+def test_two_players_train_every_net_without_recompiling(fitted):
+    det, _ = fitted
+    trainer, state = det.trainer, det.state
+    assert [p.name for p in trainer.players] == ["discriminator", "generator_encoder"]
+    assert trainer.players[1].nets == ("generator", "encoder")
+    assert trainer.trace_count == 1 and int(state.step) == 3
+    start = trainer.init(jax.random.PRNGKey(RUN.seed))  # the state train_loop started from
+    for name in ("generator", "encoder", "discriminator"):
+        changed = [not np.allclose(b, a) for b, a in zip(jax.tree.leaves(start.params[name]),
+                                                         jax.tree.leaves(state.params[name]))]
+        assert any(changed), f"{name} parameters did not move"
+    # One more step, on a copy: the step donates its input state, which the detector still uses.
+    state, metrics = trainer.step(jax.tree.map(jnp.copy, state), trainer.put_batches(data.to_float(fitted[1][:8], "tanh")[None]))
+    assert trainer.trace_count == 1 and bool(metrics["finite"])
+    for key in ("discriminator_loss", "generator_encoder_loss", "d_real", "d_fake"):
+        assert np.isfinite(float(metrics[key])), key
+
+
+def test_score_variants_match_their_definitions():
+    rng = np.random.default_rng(0)
+    x, x_rec = (jnp.asarray(rng.uniform(-1, 1, (5, 4, 4, 1)), jnp.float32) for _ in range(2))
+    logits = jnp.asarray(rng.normal(size=5), jnp.float32)
+    f, f_rec = (jnp.asarray(rng.normal(size=(5, 6)), jnp.float32) for _ in range(2))
+    np.testing.assert_allclose(egbad_score(x, x_rec, logits, f, f_rec, 1.0), l1_residual(x, x_rec), rtol=1e-6)
+    # cross-entropy against label 1 is softplus(-logit): low for pairs D calls real.
+    np.testing.assert_allclose(discrimination_loss(logits, f, f_rec, "cross-entropy"), jax.nn.softplus(-logits),
+                               rtol=1e-5)
+    np.testing.assert_allclose(discrimination_loss(logits, f, f_rec), jnp.abs(f - f_rec).sum(-1), rtol=1e-6)
+    assert np.all(np.asarray(discrimination_loss(logits, f, f)) == 0)
+    mix = egbad_score(x, x_rec, logits, f, f_rec, 0.9, "cross-entropy")
+    np.testing.assert_allclose(mix, 0.9 * l1_residual(x, x_rec) + 0.1 * jax.nn.softplus(-logits), rtol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs, match", [(dict(alpha=1.5), "alpha"), (dict(alpha=-0.1), "alpha"),
+                                           (dict(method="l2"), "score method")])
+def test_bad_score_arguments_raise(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        EGBAD(SPEC, RUN, **kwargs)
+
+
+@pytest.mark.parametrize("kwargs, match", [(dict(dropout=1.0), "dropout"), (dict(discriminator="mlp"), "discrim"),
+                                           (dict(learning_rate=0.0), "learning_rate"), (dict(prior="cauchy"), "prior"),
+                                           (dict(beta1=1.0), "beta1")])
+def test_bad_training_hyperparameters_raise(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        BiGANConfig(**kwargs)
+
+
+def test_detector_fits_scores_and_maps_with_both_methods(fitted):
+    assert NAME == "egbad"
+    det, x = fitted
+    fm = det.score_samples(x)
+    assert fm.shape == (24,) and np.isfinite(fm).all() and det.threshold_ is not None
+    details = det.score_details(x[:8])
+    assert details["reconstruction"].shape == (8, 16, 16, 1) and details["z"].shape == (8, 8)
+    np.testing.assert_allclose(details["score"], 0.9 * details["residual"] + 0.1 * details["discrimination"],
+                               rtol=1e-5)
+    assert det.anomaly_map(x[:5]).shape == (5, 16, 16) and det.predict(x).shape == (24,)
+    try:
+        det.method = "cross-entropy"
+        ce = det.score_samples(x)
+        assert np.isfinite(ce).all() and not np.allclose(ce, fm)
+        # The detector is a thin wrapper around the pure, jitted scorer.
+        t, s = det.trainer, det.state
+        pure = egbad_scores(t.generator, t.encoder, t.discriminator, s.params, s.stats,
+                            data.to_float(x[:8], "tanh"), 0.9, "cross-entropy")
+        np.testing.assert_allclose(pure["score"], ce[:8], rtol=1e-5)
+        det.alpha = 2.0
+        with pytest.raises(ValueError, match="alpha"):
+            det.score_samples(x)
+    finally:
+        det.method, det.alpha = "feature-matching", 0.9
+
+
+def test_quality_on_real_mnist_digit_1_vs_0(shared_data):
+    """Seeded and small: normal = digit 1; zeros must score clearly higher."""
+    mnist = data.load("mnist", shared_data)
+    split = data.one_class_split(mnist, 1, "one-normal", seed=0)
+    pick = np.r_[np.flatnonzero(mnist.y_test == 1)[:100], np.flatnonzero(mnist.y_test == 0)[:100]]
+    y = (mnist.y_test[pick] != 1).astype(int)
+    nets = NetSpec("dcgan", (28, 28, 1), z_dim=16, width=8, critic_norm="batch")  # BatchNorm D and E, as EGBAD
+    det = EGBAD(nets, RunConfig(steps=200, batch_size=32, seed=0, progress=False),
+                bigan=BiGANConfig(learning_rate=1e-3)).fit(split.x_train[:1000], split.x_val[:64])
+    auc = roc_auc(y, det.score_samples(mnist.x_test[pick]))
+    assert auc > 0.9, auc

@@ -1,0 +1,157 @@
+"""Skip-GANomaly: the U-Net generator, the score, training (params and BatchNorm statistics
+move, one trace), batch-independent scores, the detector API, bad hyper-parameters, and a
+seeded quality check on real MNIST."""
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from gadjax import data
+from gadjax.metrics import roc_auc, threshold_from_normal
+from gadjax.models import ganomaly
+from gadjax.models.skip_ganomaly import (NAME, SkipGANomaly, SkipGANomalyConfig, SkipGANomalyTrainer,
+                                         l1_mean_residual, skip_ganomaly_score, skip_ganomaly_scores)
+from gadjax.nets import NetSpec
+from gadjax.nets.ganomaly import pure_net
+from gadjax.nets.unet import UNetGenerator, unet_widths
+from gadjax.train import RunConfig
+
+SPEC = NetSpec("dcgan", (16, 16, 1), z_dim=8, width=4)
+RUN = RunConfig(steps=3, batch_size=8, progress=False)
+
+
+def _squares(n, seed=0):
+    rng = np.random.default_rng(seed)
+    x = np.zeros((n, 16, 16, 1), np.uint8)
+    for i, (r, c) in enumerate(rng.integers(0, 8, size=(n, 2))):
+        x[i, r:r + 8, c:c + 8] = 255
+    return x
+
+
+def _changed(a, b) -> bool:
+    return any(not np.array_equal(x, y) for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)))
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    x = _squares(24)
+    return SkipGANomaly(SPEC, RUN, score_batch_size=8).fit(x[:16], x_val=x[16:]), x
+
+
+@pytest.mark.parametrize("shape, n_stages, bottleneck", [
+    ((28, 28, 1), None, 7), ((32, 32, 3), None, 4), ((32, 32, 3), 5, 1), ((64, 48, 3), None, 8)])
+def test_unet_any_plannable_size(shape, n_stages, bottleneck):
+    net, init = pure_net(lambda rngs: UNetGenerator(shape, 4, n_stages=n_stages, rngs=rngs), "g", "default")
+    params, stats = jax.eval_shape(init, jax.random.PRNGKey(0))
+    n = len(params["downs"])
+    assert shape[0] // 2 ** n == bottleneck
+    # Skip connections: every decoder level but the bottleneck's reads [skip, upsampled].
+    widths = unet_widths(4, n)
+    assert [params["ups"][i]["kernel"].shape[2] for i in range(n)] == [2 * w for w in widths[:-1]] + [widths[-1]]
+    out = jax.eval_shape(lambda p, s: net.apply(p, s, jnp.zeros((2,) + shape), train=True)[0], params, stats)
+    assert out.shape == (2,) + shape
+
+
+def test_unet_skips_carry_detail_past_the_bottleneck(fitted):
+    """With the deepest level cut off (its output zeroed), the trained U-Net still maps
+    different inputs to different outputs; an encoder-decoder without skips could not."""
+    det, x = fitted
+    net, stats = det.trainer.generator, det.state.stats["generator"]
+    params = jax.tree.map(jnp.copy, det.state.params["generator"])
+    deepest = params["ups"][len(params["ups"]) - 1]
+    deepest["kernel"] = jnp.zeros_like(deepest["kernel"])
+    y = net(params, stats, jnp.asarray(data.to_float(x[:2], "tanh")))
+    assert float(jnp.max(jnp.abs(y[0] - y[1]))) > 1e-3 and float(jnp.max(jnp.abs(y))) <= 1.0
+
+
+def test_unet_rejects_bad_depth():
+    with pytest.raises(ValueError, match="divisible by"):
+        UNetGenerator((28, 28, 1), 4, n_stages=3, rngs=nnx.Rngs(0))
+    with pytest.raises(ValueError, match="multiples of 4"):
+        UNetGenerator((30, 30, 1), 4, rngs=nnx.Rngs(0))
+
+
+def test_score_by_hand():
+    x, x_hat = jnp.zeros((2, 2, 2, 1)), jnp.stack([jnp.full((2, 2, 1), 0.5), jnp.zeros((2, 2, 1))])
+    f, f_hat = jnp.zeros((2, 3)), jnp.array([[0.0, 0.0, 0.0], [3.0, 0.0, 0.0]])
+    np.testing.assert_allclose(l1_mean_residual(x, x_hat), [0.5, 0.0])
+    np.testing.assert_allclose(skip_ganomaly_score(x, x_hat, f, f_hat, 0.9), [0.45, 0.1 * 3.0], rtol=1e-6)
+    np.testing.assert_allclose(skip_ganomaly_score(x, x_hat, f, f_hat, 0.0), [0.0, 3.0])
+
+
+def test_training_moves_params_and_batchnorm_stats_in_one_trace(fitted):
+    det, x = fitted
+    t = det.trainer
+    assert NAME == "skip_ganomaly" and t.trace_count == 1
+    assert isinstance(t, ganomaly.GANomalyTrainer)  # shares GANomaly's step and D re-initialisation
+    init = t.init(jax.random.PRNGKey(RUN.seed))
+    for net in ("generator", "discriminator"):
+        assert _changed(init.params[net], det.state.params[net]), net
+        assert _changed(init.stats[net], det.state.stats[net]), net  # train-mode BatchNorm ran
+    state, metrics = t.step(jax.tree.map(jnp.copy, det.state), t.put_batches(data.to_float(x[:8], "tanh")[None]))
+    assert t.trace_count == 1
+    for k in ("generator_loss", "discriminator_loss", "adv_loss", "con_loss", "lat_loss"):
+        assert math.isfinite(float(metrics[k])), k
+    assert float(metrics["discriminator_reinit"]) == 0.0
+
+
+def test_score_of_an_image_does_not_depend_on_its_batch(fitted):
+    det, x = fitted
+    one = x[:1]
+    others = np.concatenate([np.full((3, 16, 16, 1), 255, np.uint8),
+                             np.random.default_rng(1).integers(0, 256, (4, 16, 16, 1), dtype=np.uint8)])
+    alone = det.score_details(one)
+    in_batch = det.score_details(np.concatenate([one, others]))
+    for k in ("score", "residual", "latent"):
+        np.testing.assert_allclose(alone[k][0], in_batch[k][0], rtol=1e-6)
+    # Train-mode BatchNorm (the reference's scoring) would make the score batch-dependent.
+    g, p, s = det.trainer.generator, det.state.params["generator"], det.state.stats["generator"]
+    batch = jnp.asarray(data.to_float(np.concatenate([one, others]), "tanh"))
+    y_alone, _ = g.apply(p, s, batch[:1].repeat(8, 0), train=True)
+    y_batch, _ = g.apply(p, s, batch, train=True)
+    assert float(jnp.max(jnp.abs(y_alone[0] - y_batch[0]))) > 1e-6
+
+
+def test_detector_fits_scores_and_maps(fitted):
+    det, x = fitted
+    d = det.score_details(x)
+    assert d["score"].shape == d["residual"].shape == d["latent"].shape == (24,)
+    np.testing.assert_allclose(d["score"], 0.9 * d["residual"] + 0.1 * d["latent"], rtol=1e-5)
+    t, st = det.trainer, det.state
+    pure = skip_ganomaly_scores(t.generator, t.discriminator, st.params["generator"], st.stats["generator"],
+                                st.params["discriminator"], st.stats["discriminator"],
+                                jnp.asarray(data.to_float(x[:8], "tanh")), 0.5)
+    np.testing.assert_allclose(pure["score"], 0.5 * d["residual"][:8] + 0.5 * d["latent"][:8], rtol=1e-5)
+    assert det.threshold_ == pytest.approx(threshold_from_normal(det.score_samples(x[16:]), 95.0), rel=1e-5)
+    maps = det.anomaly_map(x[:5])
+    assert maps.shape == (5, 16, 16) and (maps >= 0).all()
+    assert det.reconstruct(x[:3]).shape == (3, 16, 16, 1)
+    assert det.predict(x).shape == (24,)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(w_lat=-1.0), "w_lat"), (dict(lam=1.5), "lam"), (dict(n_stages=1), "n_stages"),
+    (dict(learning_rate=-1.0), "learning_rate"), (dict(init="xavier"), "init")])
+def test_bad_hyperparameters_raise(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        SkipGANomalyConfig(**kwargs)
+
+
+def test_depth_that_does_not_divide_the_image_raises_at_build():
+    with pytest.raises(ValueError, match="divisible by"):
+        SkipGANomalyTrainer(NetSpec("dcgan", (28, 28, 1), width=4), SkipGANomalyConfig(n_stages=3))
+
+
+def test_quality_on_real_mnist_digit_1_vs_0(shared_data):
+    """Seeded, small: normal = digit 1; zeros must score clearly higher."""
+    mnist = data.load("mnist", shared_data)
+    split = data.one_class_split(mnist, 1, "one-normal", seed=0)
+    pick = np.r_[np.flatnonzero(mnist.y_test == 1)[:60], np.flatnonzero(mnist.y_test == 0)[:60]]
+    det = SkipGANomaly(NetSpec("dcgan", (28, 28, 1), width=8),
+                       RunConfig(steps=150, batch_size=32, seed=0, progress=False)).fit(split.x_train[:1500],
+                                                                                        split.x_val[:64])
+    auc = roc_auc((mnist.y_test[pick] != 1).astype(int), det.score_samples(mnist.x_test[pick]))
+    assert auc > 0.9, auc
