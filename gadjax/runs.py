@@ -8,6 +8,7 @@ Re-running ``train_run`` on the same directory resumes from the last checkpoints
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import pathlib
 import sys
@@ -108,10 +109,35 @@ class RunSpec:
         elif name == "anogan":
             kwargs.update(search_steps=self.search_steps)
         run = self.run_config(out if issubclass(cls, GANDetector) else out / "model")
-        detector = cls(gan, run, **kwargs)
+        detector = cls(gan, run, **route_options(cls, kwargs))
         if self.model == "ensemble":
             return DETECTORS["ensemble"](detector, members=self.members, parallel=self.data_parallel)
         return detector
+
+
+def route_options(cls, options: dict) -> dict:
+    """Fold flat options into the detector's config dataclasses: an option named like a
+    field of a keyword argument whose default is a dataclass (``config=GANomalyConfig()``,
+    ``encoder=EncoderConfig()``, ...) replaces that field; the rest pass through.
+    Unknown names raise, listing what the detector accepts."""
+    params = inspect.signature(cls.__init__).parameters
+    kwargs, configs = dict(options), {}
+    for pname, param in params.items():
+        default = param.default
+        if dataclasses.is_dataclass(default) and not isinstance(default, type):
+            fields = {f.name for f in dataclasses.fields(default)}
+            picked = {k: kwargs.pop(k) for k in list(kwargs) if k in fields and k not in params}
+            if picked:
+                base = kwargs.pop(pname, default)
+                configs[pname] = dataclasses.replace(base, **picked)
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    known = set(params) | ({"parallel", "threshold_percentile", "score_batch_size"} if takes_any else set())
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        accepted = sorted(set(params) - {"self", "kwargs"} | {f.name for p in params.values()
+                          if dataclasses.is_dataclass(p.default) for f in dataclasses.fields(p.default)})
+        raise ValueError(f"{cls.__name__} has no option(s) {unknown}; it accepts {accepted}")
+    return {**kwargs, **configs}
 
 
 def save_spec(out: pathlib.Path, spec: RunSpec) -> None:

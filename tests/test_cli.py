@@ -82,3 +82,12 @@ def test_end_to_end_player_detectors_with_options(shared_data, tmp_path, model):
 def test_bad_option_syntax_is_reported(capsys):
     assert main(["train", "--option", "no-equals-sign", "--out", "unused"]) == 2
     assert "KEY=VALUE" in capsys.readouterr().err
+
+
+def test_options_route_into_config_dataclasses():
+    from gadjax.models import GANomaly
+    from gadjax.runs import route_options
+    routed = route_options(GANomaly, {"w_con": 10.0, "parallel": False})
+    assert routed["config"].w_con == 10.0 and routed["parallel"] is False
+    with pytest.raises(ValueError, match="no option.*'nope'.*accepts"):
+        route_options(GANomaly, {"nope": 1})
