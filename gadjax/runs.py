@@ -122,7 +122,9 @@ def route_options(cls, options: dict) -> dict:
     Unknown names raise, listing what the detector accepts."""
     params = inspect.signature(cls.__init__).parameters
     kwargs, configs = dict(options), {}
-    for pname, param in params.items():
+    # Skip self and the two positional arguments (the net/GAN config and the RunConfig),
+    # which the run spec sets itself: e.g. "width" must not be routed into the NetSpec.
+    for pname, param in list(params.items())[3:]:
         default = param.default
         if dataclasses.is_dataclass(default) and not isinstance(default, type):
             fields = {f.name for f in dataclasses.fields(default)}

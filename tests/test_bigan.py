@@ -153,3 +153,16 @@ def test_quality_on_real_mnist_digit_1_vs_0(shared_data):
                 bigan=BiGANConfig(learning_rate=1e-3)).fit(split.x_train[:1000], split.x_val[:64])
     auc = roc_auc(y, det.score_samples(mnist.x_test[pick]))
     assert auc > 0.9, auc
+
+
+def test_tabular_rows_with_mlp_nets():
+    """EGBAD's KDD setting: MLP nets on feature rows; far-away rows must score higher."""
+    rng = np.random.default_rng(0)
+    normal = rng.normal(size=(512, 6)).astype(np.float32)
+    test = np.concatenate([rng.normal(size=(50, 6)), rng.normal(size=(50, 6)) + 6.0]).astype(np.float32)
+    y = np.r_[np.zeros(50), np.ones(50)].astype(int)
+    det = EGBAD(NetSpec("mlp", (6,), z_dim=4, width=16), RunConfig(steps=60, batch_size=64, progress=False),
+                bigan=BiGANConfig(learning_rate=1e-3)).fit(normal[:448], normal[448:])
+    assert roc_auc(y, det.score_samples(test)) > 0.9
+    with pytest.raises(ValueError, match=r"\(N, 6\)"):
+        det.score_samples(np.zeros((3, 5), np.float32))

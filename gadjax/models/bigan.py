@@ -32,7 +32,7 @@ from gadjax.models.base import PlayerDetector
 from gadjax.nets import NetSpec, PureNet, build_nets
 from gadjax.nets.bigan import DISCRIMINATORS, joint_discriminator
 from gadjax.scores import feature_l1, l1_residual
-from gadjax.train import Player, PlayerTrainer, RunConfig, TrainState, sample_latent
+from gadjax.train import GANConfig, Player, PlayerTrainer, RunConfig, TrainState, sample_latent
 
 NAME = "egbad"
 SCORE_METHODS = ("feature-matching", "cross-entropy")
@@ -230,8 +230,9 @@ class EGBAD(PlayerDetector):
     """``EGBAD(nets, run, alpha=0.9, method='feature-matching').fit(x).score_samples(x_test)``.
 
     Args:
-      nets: architecture (default ``EGBAD_NETS``: 28x28, z_dim 200, BatchNorm D and E);
-        ``image_shape`` is replaced by the training images' at ``fit``.
+      nets: architecture, a ``NetSpec`` (or a ``GANConfig``, whose nets are used); default
+        ``EGBAD_NETS``: 28x28, z_dim 200, BatchNorm D and E.  Family ``'mlp'`` gives
+        EGBAD's tabular (KDD) setting.  ``image_shape`` is set from the data at ``fit``.
       run: steps, batch size (paper: 100), seed, output directory.
       bigan: training hyper-parameters (``BiGANConfig``).
       alpha: weight of the reconstruction term in [0, 1] (paper: 0.9).
@@ -241,7 +242,7 @@ class EGBAD(PlayerDetector):
 
     trainer_class = BiGANTrainer
 
-    def __init__(self, nets: NetSpec = EGBAD_NETS, run: RunConfig = RunConfig(), *,
+    def __init__(self, nets: NetSpec | GANConfig = EGBAD_NETS, run: RunConfig = RunConfig(), *,
                  bigan: BiGANConfig = BiGANConfig(), alpha: float = 0.9, method: str = "feature-matching",
                  **kwargs):
         check_score_args(alpha, method)
@@ -251,8 +252,9 @@ class EGBAD(PlayerDetector):
     def build_trainer(self) -> BiGANTrainer:
         return self.trainer_class(self.nets, self.bigan, parallel=self.parallel)
 
-    def _score_batch(self, x, offset: int) -> dict:
-        del offset  # deterministic: inference mode, no sampling
+    def score_state(self, state: TrainState, x: jax.Array) -> dict:
+        """``egbad_scores`` of batch ``x`` under ``state`` (pure: ``GANEnsemble`` vmaps it)."""
         check_score_args(self.alpha, self.method)  # the attributes may have been changed after fit
-        t, s = self.trainer, self.state
-        return egbad_scores(t.generator, t.encoder, t.discriminator, s.params, s.stats, x, self.alpha, self.method)
+        t = self.trainer
+        return egbad_scores(t.generator, t.encoder, t.discriminator, state.params, state.stats, x, self.alpha,
+                            self.method)

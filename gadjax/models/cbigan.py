@@ -29,7 +29,7 @@ import jax.numpy as jnp
 from gadjax.models.bigan import EGBAD, EGBAD_NETS, BiGANConfig, BiGANTrainer, Pairs
 from gadjax.nets import NetSpec
 from gadjax.scores import l1_residual
-from gadjax.train import RunConfig
+from gadjax.train import GANConfig, RunConfig
 
 NAME = "cbigan"
 
@@ -94,7 +94,7 @@ class CBiGAN(EGBAD):
 
     trainer_class = CBiGANTrainer
 
-    def __init__(self, nets: NetSpec = EGBAD_NETS, run: RunConfig = RunConfig(), *,
+    def __init__(self, nets: NetSpec | GANConfig = EGBAD_NETS, run: RunConfig = RunConfig(), *,
                  bigan: CBiGANConfig = CBiGANConfig(), alpha: float = 0.9, method: str = "feature-matching",
                  **kwargs):
         if not isinstance(bigan, CBiGANConfig):

@@ -107,10 +107,10 @@ class GANEnsemble(PlayerDetector):
 
     def score_state(self, state, x) -> dict:
         """Mean score and reconstruction over members, plus ``member_scores`` (B, members)."""
-        def member(params, stats):
-            return self.base.score_state(TrainState(state.step, state.key, params, stats, {}), x)
+        def member(params, stats, opt):  # opt too: e.g. ALAD scores with EMA weights kept there
+            return self.base.score_state(TrainState(state.step, state.key, params, stats, opt), x)
 
-        per_member = jax.vmap(member)(state.params, state.stats)
+        per_member = jax.vmap(member)(state.params, state.stats, state.opt)
         return {"score": jnp.mean(per_member["score"], axis=0),
                 "reconstruction": jnp.mean(per_member["reconstruction"], axis=0),
                 "member_scores": jnp.moveaxis(per_member["score"], 0, 1)}

@@ -3,8 +3,9 @@
 A BiGAN discriminator tells real pairs ``(x, E(x))`` from generated pairs ``(G(z), z)``,
 so it reads an image AND a latent code.  Two ways of joining them:
 
-* ``JointDiscriminator`` (Donahue 2017; Zenati et al. 2018, EGBAD): a conv trunk on x
-  (``ConvTrunk``, shared with the critic and encoder) and a dense layer on z are
+* ``JointDiscriminator`` (Donahue 2017; Zenati et al. 2018, EGBAD): a trunk on x
+  (``ConvTrunk`` for images, ``MLPTrunk`` for tabular rows, as EGBAD's MNIST and KDD
+  networks; shared with the critic and encoder) and a dense layer on z are
   concatenated and mixed by a dense layer; its output is the intermediate layer used for
   feature matching, a linear head gives the logit.
 * ``ProjectionDiscriminator`` (Miyato & Koyama 2018, as used by Komoto et al. 2020 for
@@ -26,6 +27,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from gadjax.nets.dcgan import ConvTrunk
+from gadjax.nets.mlp import MLPTrunk
 from gadjax.nets.pure import init_fn
 
 DISCRIMINATORS = ("concat", "projection")
@@ -44,8 +46,8 @@ def _check(image_shape, z_dim: int, dropout: float, hidden: int, z_hidden: int) 
         raise ValueError(f"z_dim, hidden and z_hidden must be >= 1, got {z_dim}, {hidden}, {z_hidden}")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must be in [0, 1), got {dropout}")
-    if len(image_shape) != 3:
-        raise ValueError(f"image_shape must be (H, W, C), got {image_shape}")
+    if len(image_shape) not in (1, 3):
+        raise ValueError(f"sample shape must be (H, W, C) for images or (D,) for rows, got {tuple(image_shape)}")
 
 
 class _PairDiscriminator(nnx.Module):
@@ -55,7 +57,9 @@ class _PairDiscriminator(nnx.Module):
                  norm: str, dropout: float, rngs: nnx.Rngs):
         _check(image_shape, z_dim, dropout, hidden, z_hidden)
         self.z_dim, self.dropout = z_dim, dropout
-        self.trunk = ConvTrunk(image_shape, ndf, norm=norm, rngs=rngs)
+        # Images: strided convs (the critic's trunk); rows: two dense layers (the MLP critic's).
+        self.trunk = (ConvTrunk(image_shape, ndf, norm=norm, rngs=rngs) if len(image_shape) == 3
+                      else MLPTrunk(image_shape, ndf, rngs=rngs))
         self.z_layer = nnx.Linear(z_dim, z_hidden, rngs=rngs)
 
     def _inputs(self, x, z, train: bool, key):
@@ -70,7 +74,7 @@ class _PairDiscriminator(nnx.Module):
 
 
 class JointDiscriminator(_PairDiscriminator):
-    """``(x (B, H, W, C), z (B, z_dim)) -> (logit (B,), features (B, hidden))``.
+    """``(x (B, H, W, C) or (B, D), z (B, z_dim)) -> (logit (B,), features (B, hidden))``.
 
     EGBAD's MNIST discriminator with ``ndf=64, z_hidden=512, hidden=1024``: conv trunk on
     x, dense on z, concatenation, a dense ``hidden`` layer (the feature-matching layer),
