@@ -10,7 +10,7 @@ import pytest
 from gadjax import data
 from gadjax.losses import bce_critic_loss
 from gadjax.metrics import roc_auc
-from gadjax.models.bigan import (NAME, BiGANConfig, BiGANTrainer, EGBAD, discrimination_loss, egbad_score,
+from gadjax.models.bigan import (NAME, BiGANConfig, EGBAD, discrimination_loss, egbad_score,
                                  egbad_scores, generator_encoder_loss)
 from gadjax.nets import NetSpec
 from gadjax.nets.bigan import DISCRIMINATORS, joint_discriminator

@@ -127,3 +127,29 @@ def test_quality_on_real_mnist_digit_1_vs_0(shared_data):
                  bigan=CBiGANConfig(learning_rate=1e-3)).fit(split.x_train[:1000], split.x_val[:64])
     auc = roc_auc(y, det.score_samples(mnist.x_test[pick]))
     assert auc > 0.95, auc
+
+
+@pytest.fixture
+def float64():
+    jax.config.update("jax_enable_x64", True)
+    yield
+    jax.config.update("jax_enable_x64", False)
+
+
+def test_data_parallel_step_matches_single_device_in_float64(float64):
+    """Both players, dropout keys and both cycles, sharded over the 8 fake devices, give the
+    single-device result (CBiGAN's step contains everything BiGAN's does)."""
+    assert jax.device_count() == 8, "conftest sets 8 fake CPU devices"
+    config = CBiGANConfig(learning_rate=1e-3)
+    single, parallel = CBiGANTrainer(SPEC, config), CBiGANTrainer(SPEC, config, parallel=True)
+    state = jax.tree.map(lambda a: a.astype(jnp.float64) if jnp.issubdtype(a.dtype, jnp.floating) else a,
+                         single.init(jax.random.PRNGKey(0)))
+    s_state, p_state = jax.tree.map(jnp.copy, state), jax.device_put(state, parallel.parallel.replicated)
+    for seed in range(2):
+        batch = np.random.default_rng(seed).uniform(-1, 1, (1, 16, 16, 16, 1))
+        s_state, s_metrics = single.step(s_state, jnp.asarray(batch))
+        p_state, p_metrics = parallel.step(p_state, parallel.put_batches(batch))
+    for a, b in zip(jax.tree.leaves(s_state.params), jax.tree.leaves(p_state.params)):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-8, atol=1e-9)
+    np.testing.assert_allclose(float(s_metrics["generator_encoder_loss"]), float(p_metrics["generator_encoder_loss"]),
+                               rtol=1e-9)

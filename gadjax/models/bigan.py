@@ -9,10 +9,12 @@ optimum E inverts G on the data, so an image is scored in one forward pass:
 
 with L_D either ``'cross-entropy'``, sigma(D(x, E(x)), 1) = BCE of the real pair's logit
 against label 1, or ``'feature-matching'``, ||f_D(x, E(x)) - f_D(G(E(x)), E(x))||_1 on
-D's intermediate layer.  The paper's alpha is 0.9, i.e. the weight of the
-RECONSTRUCTION term; the authors' code writes the same score as
-``(1 - w) * L_G + w * L_D`` with ``w = 0.1``.  (That code scores cross-entropy on
-``D(G(E(x)), E(x))``; we follow the paper's equation, ``D(x, E(x))``.)
+D's intermediate layer.  ``alpha = 0.9`` weights the RECONSTRUCTION term, as in the
+authors' released code, which writes the score as ``(1 - w) * L_G + w * L_D`` with default
+``w = 0.1`` (AnoGAN's lambda = 0.1 convention).  Two differences from that code, both
+deliberate: cross-entropy is taken on ``D(x, E(x))`` as the paper's equation says (the code
+uses ``D(G(E(x)), E(x))``), and scoring uses the trained weights, not an exponential moving
+average of them (decay 0.999 there; PlayerTrainer keeps no EMA).
 
 Pure pieces: ``generator_encoder_loss``, ``egbad_score`` and the jitted ``egbad_scores``;
 ``BiGANTrainer`` is a ``PlayerTrainer`` (CBiGAN subclasses it); ``EGBAD`` is the detector.
@@ -44,8 +46,9 @@ EGBAD_NETS = NetSpec("dcgan", (28, 28, 1), z_dim=200, width=64, critic_norm="bat
 class BiGANConfig:
     """BiGAN training hyper-parameters (the architecture is the ``NetSpec``).
 
-    Defaults are EGBAD's MNIST settings: Adam lr 1e-5, beta1 0.5, N(0, I) prior, a
-    concatenating discriminator with dropout 0.5.  ``hidden`` / ``z_hidden`` size D's joint
+    Defaults are the EGBAD authors' MNIST settings: Adam lr 1e-5, beta1 0.5, N(0, I) prior,
+    a concatenating discriminator with dropout 0.5 (they train for many epochs at batch
+    100; short runs need a larger learning rate, e.g. 2e-4).  ``hidden`` / ``z_hidden`` size D's joint
     and latent layers (default ``16 * width`` / ``8 * width``: 1024 / 512 at width 64).
     """
 
@@ -235,7 +238,7 @@ class EGBAD(PlayerDetector):
         EGBAD's tabular (KDD) setting.  ``image_shape`` is set from the data at ``fit``.
       run: steps, batch size (paper: 100), seed, output directory.
       bigan: training hyper-parameters (``BiGANConfig``).
-      alpha: weight of the reconstruction term in [0, 1] (paper: 0.9).
+      alpha: weight of the reconstruction term in [0, 1] (EGBAD: 0.9).
       method: ``'feature-matching'`` or ``'cross-entropy'`` discriminator loss L_D.
       Other arguments as ``PlayerDetector`` (threshold_percentile, score_batch_size, parallel).
     """

@@ -15,8 +15,12 @@ conditions weakly on the latent code.  Their fixes, both here:
   of the concatenating one.
 
 Everything else is EGBAD's: the same players, BCE game and anomaly score
-``alpha * ||x - G(E(x))||_1 + (1 - alpha) * L_D`` (``gadjax.models.bigan``).  The
-weights' defaults are ours: the paper's values were not available to us.
+``alpha * ||x - G(E(x))||_1 + (1 - alpha) * L_D`` (``gadjax.models.bigan``).
+
+Only the chapter's abstract was available to us: the exact norm and weights of the
+consistency terms, and the projection head's layout, are our reading of it.  The norms
+are per-sample L1 sums (EGBAD's L_G norm) averaged over the batch, weights 1 by default;
+at that weight the image cycle dominates the adversarial term early in training.
 """
 from __future__ import annotations
 
@@ -77,7 +81,9 @@ class CBiGANTrainer(BiGANTrainer):
         del key
         cfg = self.config
         # Both cycles reuse the adversarial pass: E(x) and G(z) are already computed, in
-        # training mode, and their gradients reach both G and E.
+        # training mode, and their gradients reach both G and E.  G's BatchNorm running
+        # averages move on this pass too, so at inference they describe both of G's inputs
+        # (prior codes and encoded images), the ones scoring feeds it.
         x_cycle, g_stats = self.generator.apply(params["generator"], stats["generator"], pairs.z_enc, train=True)
         z_cycle, e_stats = self.encoder.apply(params["encoder"], stats["encoder"], pairs.x_gen, train=True)
         image, latent = consistency_losses(x, x_cycle, pairs.z, z_cycle)

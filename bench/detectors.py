@@ -1,0 +1,79 @@
+"""Scoring throughput of every registered image detector on the same data.
+
+Each detector is trained for a few steps on real MNIST digit 1 (the timings measure
+the compiled scoring program, not model quality), then ``score_samples`` is timed on
+the same fixed test images: first call (compile + run) separately, then the median of
+``--repeats`` calls.  Prints machine info and a markdown table.
+
+    python bench/detectors.py --images 256 --width 16 --repeats 3
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+
+sys.path.insert(0, __file__.rsplit("/", 1)[0])
+from common import machine_info  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+from gadjax import data  # noqa: E402
+from gadjax.models import DETECTORS  # noqa: E402
+from gadjax.nets import NetSpec  # noqa: E402
+from gadjax.train import GANConfig, RunConfig  # noqa: E402
+
+IMAGE_DETECTORS = [n for n in DETECTORS if n not in ("madgan",)]
+
+
+def build(name: str, gan: GANConfig, run: RunConfig, search_steps: int):
+    if name == "ensemble":
+        return DETECTORS[name](DETECTORS["joint_encoder"](gan, run), members=3)
+    kwargs = {"search_steps": search_steps} if name == "anogan" else {}
+    return DETECTORS[name](gan, run, **kwargs)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--images", type=int, default=256)
+    p.add_argument("--width", type=int, default=16)
+    p.add_argument("--train-steps", type=int, default=20)
+    p.add_argument("--search-steps", type=int, default=100, help="AnoGAN latent-search steps")
+    p.add_argument("--batch", type=int, default=64, help="scoring batch size")
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--models", nargs="*", default=IMAGE_DETECTORS)
+    args = p.parse_args()
+
+    mnist = data.load("mnist")
+    split = data.one_class_split(mnist, 1, "one-normal", seed=0)
+    x_train, x_test = split.x_train[:2048], mnist.x_test[:args.images]
+    gan = GANConfig(NetSpec("dcgan", (28, 28, 1), 100, args.width), "wgan-gp")
+    run = RunConfig(steps=args.train_steps, batch_size=64, progress=False)
+    print(machine_info())
+    print(f"dcgan 28x28x1 width {args.width}, {args.images} MNIST test images, scoring batch {args.batch}, "
+          f"AnoGAN search {args.search_steps} steps\n")
+    rows = []
+    for name in args.models:
+        det = build(name, gan, run, args.search_steps)
+        det.score_batch_size = args.batch
+        det.fit(x_train, split.x_val[:args.batch])
+        t0 = time.perf_counter()
+        det.score_samples(x_test)
+        first = time.perf_counter() - t0
+        times = []
+        for _ in range(args.repeats):
+            t0 = time.perf_counter()
+            np.asarray(det.score_samples(x_test))
+            times.append(time.perf_counter() - t0)
+        med = statistics.median(times)
+        rows.append((name, first, med, args.images / med, med / args.images * 1e3))
+        print(f"  {name}: first {first:.2f} s, median {med:.3f} s", flush=True)
+    print("\n| detector | first call s | median s | images / s | ms / image |")
+    print("|---|---|---|---|---|")
+    for name, first, med, ips, ms in rows:
+        print(f"| {name} | {first:.2f} | {med:.3f} | {ips:,.0f} | {ms:.3f} |")
+
+
+if __name__ == "__main__":
+    main()
