@@ -18,18 +18,11 @@ from gadjax.models.alad import (NAME, SCORES, ALAD, ALADConfig, ALADTrainer, ala
 from gadjax.nets import NetSpec
 from gadjax.nets.alad import DiscriminatorXX, build_discriminators
 from gadjax.train import RunConfig
+from helpers import squares as _squares
 
 SPEC = NetSpec("dcgan", (16, 16, 1), z_dim=8, width=4, critic_norm="batch")
 RUN = RunConfig(steps=3, batch_size=8, progress=False)
 NETS = ("generator", "encoder", "dxz", "dxx", "dzz")
-
-
-def _squares(n, seed=0):
-    rng = np.random.default_rng(seed)
-    x = np.zeros((n, 16, 16, 1), np.uint8)
-    for i, (r, c) in enumerate(rng.integers(0, 8, size=(n, 2))):
-        x[i, r:r + 8, c:c + 8] = 255
-    return x
 
 
 def _sn_leaves(tree, which="u"):

@@ -16,19 +16,11 @@ from gadjax.nets import NetSpec
 from gadjax.nets.bigan import DISCRIMINATORS, joint_discriminator
 from gadjax.scores import l1_residual
 from gadjax.train import RunConfig
+from helpers import squares
 
 SPEC = NetSpec("dcgan", (16, 16, 1), z_dim=8, width=4)
 FAST = BiGANConfig(learning_rate=1e-3)
 RUN = RunConfig(steps=3, batch_size=8, progress=False)
-
-
-def squares(n, seed=0):
-    """uint8 (n, 16, 16, 1): a bright 8x8 square at a random place."""
-    rng = np.random.default_rng(seed)
-    x = np.zeros((n, 16, 16, 1), np.uint8)
-    for i, (r, c) in enumerate(rng.integers(0, 8, size=(n, 2))):
-        x[i, r:r + 8, c:c + 8] = 255
-    return x
 
 
 @pytest.mark.parametrize("kind", DISCRIMINATORS)

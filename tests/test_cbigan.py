@@ -12,17 +12,9 @@ from gadjax.models.bigan import EGBAD, BiGANConfig, BiGANTrainer
 from gadjax.models.cbigan import NAME, CBiGAN, CBiGANConfig, CBiGANTrainer, consistency_losses
 from gadjax.nets import NetSpec
 from gadjax.train import RunConfig
+from helpers import squares
 
 SPEC = NetSpec("dcgan", (16, 16, 1), z_dim=8, width=4)
-
-
-def squares(n, seed=0):
-    """uint8 (n, 16, 16, 1): a bright 8x8 square at a random place."""
-    rng = np.random.default_rng(seed)
-    x = np.zeros((n, 16, 16, 1), np.uint8)
-    for i, (r, c) in enumerate(rng.integers(0, 8, size=(n, 2))):
-        x[i, r:r + 8, c:c + 8] = 255
-    return x
 
 
 def test_consistency_losses_are_batch_mean_l1_norms():

@@ -91,3 +91,22 @@ def test_options_route_into_config_dataclasses():
     assert routed["config"].w_con == 10.0 and routed["parallel"] is False
     with pytest.raises(ValueError, match="no option.*'nope'.*accepts"):
         route_options(GANomaly, {"nope": 1})
+
+
+def test_industrial_dataset_reports_pixel_auroc(shared_data, tmp_path):
+    """MVTec transistor (64x64 RGB, masks): the industrial protocol, image and pixel AUROC."""
+    out = tmp_path / "transistor"
+    assert main(["train", "--model", "fanogan", "--dataset", "mvtec_transistor", "--data-dir", str(shared_data),
+                 "--steps", "2", "--encoder-steps", "2", "--out", str(out)] + TINY) == 0
+    assert main(["evaluate", "--run", str(out), "--sigma", "1.0"]) == 0
+    result = json.loads((out / "evaluation.json").read_text())
+    assert result["protocol"] == "industrial" and result["n_test"] == 100 and result["n_anomalous"] == 40
+    assert 0.0 <= result["pixel_auroc"] <= 1.0 and 0.0 <= result["auroc"] <= 1.0
+
+
+def test_default_net_family_per_model_and_image_size():
+    from gadjax.runs import RunSpec
+    assert RunSpec(model="fanogan").gan_config((28, 28, 1)).nets.family == "thesis"
+    assert RunSpec(model="fanogan").gan_config((64, 64, 3)).nets.family == "dcgan"
+    assert RunSpec(model="ganomaly").gan_config((28, 28, 1)).nets.family == "dcgan"
+    assert RunSpec(model="ganomaly", net="dcgan").gan_config((32, 32, 3)).nets.image_shape == (32, 32, 3)

@@ -9,17 +9,10 @@ from gadjax.models.ensemble import EnsembleTrainer, GANEnsemble
 from gadjax.models.joint_encoder import JointEncoder, JointEncoderTrainer
 from gadjax.nets import NetSpec
 from gadjax.train import GANConfig, RunConfig, TrainState
+from helpers import squares as _images
 
 CFG = GANConfig(NetSpec("dcgan", (16, 16, 1), z_dim=8, width=4), "wgan-gp", n_critic=2)
 RUN = RunConfig(steps=4, batch_size=8, progress=False)
-
-
-def _images(n, seed=0):
-    rng = np.random.default_rng(seed)
-    x = np.zeros((n, 16, 16, 1), np.uint8)
-    for i, (r, c) in enumerate(rng.integers(0, 8, size=(n, 2))):
-        x[i, r:r + 8, c:c + 8] = 255
-    return x
 
 
 def _member(tree, k):

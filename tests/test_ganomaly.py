@@ -15,17 +15,10 @@ from gadjax.models.ganomaly import (NAME, GANomaly, GANomalyConfig, GANomalyTrai
 from gadjax.nets import NetSpec
 from gadjax.nets.ganomaly import ganomaly_nets
 from gadjax.train import GANConfig, RunConfig
+from helpers import squares as _squares
 
 SPEC = NetSpec("dcgan", (16, 16, 1), z_dim=8, width=4)
 RUN = RunConfig(steps=3, batch_size=8, progress=False)
-
-
-def _squares(n, seed=0):
-    rng = np.random.default_rng(seed)
-    x = np.zeros((n, 16, 16, 1), np.uint8)
-    for i, (r, c) in enumerate(rng.integers(0, 8, size=(n, 2))):
-        x[i, r:r + 8, c:c + 8] = 255
-    return x
 
 
 def _leaves(tree):

@@ -9,16 +9,9 @@ from gadjax.models.joint_encoder import JointEncoder, JointEncoderTrainer, joint
 from gadjax.nets import NetSpec
 from gadjax.scores import berg_score
 from gadjax.train import GANConfig, GANTrainer, RunConfig
+from helpers import squares as _images
 
 CFG = GANConfig(NetSpec("dcgan", (16, 16, 1), z_dim=8, width=4), "wgan-gp", n_critic=2)
-
-
-def _images(n, seed=0):
-    rng = np.random.default_rng(seed)
-    x = np.zeros((n, 16, 16, 1), np.uint8)
-    for i, (r, c) in enumerate(rng.integers(0, 8, size=(n, 2))):
-        x[i, r:r + 8, c:c + 8] = 255
-    return x
 
 
 def test_encoder_is_trained_jointly_without_touching_the_gan():

@@ -12,17 +12,10 @@ from gadjax.timeseries import MinMaxScaling, sliding_windows, synthetic_series
 from gadjax.nets import NetSpec
 from gadjax.train import GANConfig, GANTrainer, RunConfig, train_loop
 from gadjax.train.encoder import STRATEGIES, EncoderConfig, EncoderTrainer
+from helpers import squares as _squares
 
 TINY = GANConfig(NetSpec("dcgan", (16, 16, 1), z_dim=8, width=4), "wgan-gp", n_critic=2)
 RUN = RunConfig(steps=3, batch_size=8, progress=False)
-
-
-def _squares(n, seed=0):
-    rng = np.random.default_rng(seed)
-    x = np.zeros((n, 16, 16, 1), np.uint8)
-    for i, (r, c) in enumerate(rng.integers(0, 8, size=(n, 2))):
-        x[i, r:r + 8, c:c + 8] = 255
-    return x
 
 
 KWARGS = {"anogan": dict(search_steps=5), "fanogan": dict(encoder_steps=3)}
