@@ -19,8 +19,6 @@ keys already there are kept, same keys replaced).
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
 import pathlib
 import platform
@@ -36,6 +34,11 @@ from gadjax.models import map_batches
 from gadjax.models.alad import SCORES, ALAD, ALADConfig, alad_scores
 from gadjax.nets import NetSpec
 from gadjax.train import RunConfig
+from common import now as _now, write_results  # noqa: E402
+
+def _write_results(path, new):
+    write_results(path, new, ('digit', 'seed', 'score'))
+
 
 RESULTS = "alad_mnist.jsonl"
 PROTOCOL = "one-normal"
@@ -57,21 +60,6 @@ def parse_args(argv=None):
     ap.add_argument("--cache", default=str(pathlib.Path(__file__).resolve().parents[1] / ".jax_cache"),
                     help="persistent XLA compilation cache ('' disables)")
     return ap.parse_args(argv)
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-def _write_results(path: pathlib.Path, new: list[dict]) -> None:
-    key = lambda r: (r["digit"], r["seed"], r["score"])  # noqa: E731
-    fresh = {key(r) for r in new}
-    old = [json.loads(s) for s in path.read_text().splitlines() if s.strip()] if path.exists() else []
-    rows = sorted([r for r in old if key(r) not in fresh] + new, key=key)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
-    os.replace(tmp, path)
 
 
 def _last_iterate_scores(det: ALAD, x: np.ndarray) -> np.ndarray:

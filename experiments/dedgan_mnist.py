@@ -19,8 +19,6 @@ diagnostic.  Output: one JSON line per (protocol, digit, seed) in
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
 import pathlib
 import platform
@@ -35,6 +33,11 @@ from gadjax.metrics import evaluate, roc_auc
 from gadjax.models.dedgan import DEDGAN, DEDGANConfig
 from gadjax.nets import NetSpec
 from gadjax.train import RunConfig
+from common import now as _now, write_results  # noqa: E402
+
+def _write_results(path, new):
+    write_results(path, new, ('protocol', 'digit', 'seed'))
+
 
 RESULTS = "dedgan_mnist.jsonl"
 
@@ -58,21 +61,6 @@ def parse_args(argv=None):
     ap.add_argument("--test-seed", type=int, default=0)
     ap.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parent / "results"))
     return ap.parse_args(argv)
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
-def _write_results(path: pathlib.Path, new: list[dict]) -> None:
-    key = lambda r: (r["protocol"], r["digit"], r["seed"])  # noqa: E731
-    old = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
-    fresh = {key(r) for r in new}
-    rows = sorted([r for r in old if key(r) not in fresh] + new, key=key)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
-    os.replace(tmp, path)
 
 
 def run_one(mnist, digit: int, seed: int, args, test_idx: np.ndarray, log=sys.stderr) -> dict:

@@ -18,8 +18,6 @@ other keys already there are kept, the same keys replaced).
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
 import pathlib
 import platform
@@ -37,6 +35,11 @@ from gadjax.models.ganomaly import GANomaly, GANomalyConfig
 from gadjax.models.skip_ganomaly import SkipGANomaly, SkipGANomalyConfig
 from gadjax.nets import NetSpec
 from gadjax.train import RunConfig
+from common import now as _now, write_results  # noqa: E402
+
+def _write_results(path, new):
+    write_results(path, new, ('digit', 'seed', 'model'))
+
 
 RESULTS = "ganomaly_mnist.jsonl"
 PROTOCOL = "one-anomalous"
@@ -62,26 +65,12 @@ def parse_args(argv=None):
     return ap.parse_args(argv)
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
 def _commit() -> str | None:
     try:  # read-only
         return subprocess.run(["git", "-C", str(pathlib.Path(gadjax.__file__).parent), "rev-parse", "HEAD"],
                               capture_output=True, text=True, check=True).stdout.strip() or None
     except (OSError, subprocess.CalledProcessError):
         return None
-
-
-def _write_results(path: pathlib.Path, new: list[dict]) -> None:
-    key = lambda r: (r["digit"], r["seed"], r["model"])  # noqa: E731
-    old = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
-    rows = sorted([r for r in old if key(r) not in {key(n) for n in new}] + new, key=key)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
-    os.replace(tmp, path)
 
 
 def make_detector(model: str, args, run: RunConfig):

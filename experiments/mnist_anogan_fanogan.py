@@ -21,7 +21,6 @@ plus, for seed 0, ROC and histogram PNGs per digit and model and a grid of GAN s
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import pathlib
@@ -42,6 +41,11 @@ from gadjax.nets import NetSpec
 from gadjax.train import GANConfig, GANTrainer, RunConfig, train_loop
 from gadjax.train.encoder import EncoderConfig
 from gadjax.viz import save_grid, save_histogram, save_roc
+from common import now as _now, write_results  # noqa: E402
+
+def _write_results(path, new):
+    write_results(path, new, ('digit', 'seed', 'model'))
+
 
 RESULTS = "mnist_anogan_fanogan.jsonl"
 PROTOCOL = "one-normal"
@@ -73,10 +77,6 @@ def parse_args(argv=None):
     return ap.parse_args(argv)
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
-
-
 def _gadjax_commit() -> str | None:
     """$GADJAX_COMMIT (e.g. when running a `git archive` snapshot), else HEAD of the checkout
     holding the imported package (read-only), else None."""
@@ -93,18 +93,6 @@ def _load_existing(path: pathlib.Path) -> list[dict]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
-def _write_results(path: pathlib.Path, new: list[dict]) -> None:
-    """Rewrite the JSONL: keep rows of other (digit, seed, model) keys, replace the same keys."""
-    key = lambda r: (r["digit"], r["seed"], r["model"])  # noqa: E731
-    fresh = {key(r) for r in new}
-    rows = [r for r in _load_existing(path) if key(r) not in fresh] + new
-    rows.sort(key=key)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
-    os.replace(tmp, path)
 
 
 def run_one(mnist: data.ImageData, digit: int, seed: int, args, test_idx: np.ndarray, out: pathlib.Path,

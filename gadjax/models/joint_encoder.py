@@ -18,7 +18,6 @@ from functools import partial
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from gadjax.models.base import PlayerDetector
 from gadjax.nets import PureNet, build_nets

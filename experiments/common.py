@@ -1,0 +1,25 @@
+"""Helpers shared by the experiment scripts (run as ``python experiments/<name>.py``)."""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import pathlib
+
+
+def now() -> str:
+    """UTC time stamp for logs and result rows."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def write_results(path: pathlib.Path, new: list[dict], key_fields: tuple[str, ...]) -> None:
+    """Rewrite a JSONL results file atomically: rows with the same ``key_fields`` values as
+    a new row are replaced, all others kept, sorted by key."""
+    key = lambda r: tuple(r[k] for k in key_fields)  # noqa: E731
+    fresh = {key(r) for r in new}
+    old = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    rows = sorted([r for r in old if key(r) not in fresh] + new, key=key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+    os.replace(tmp, path)
