@@ -34,7 +34,7 @@ from gadjax.models import map_batches
 from gadjax.models.alad import SCORES, ALAD, ALADConfig, alad_scores
 from gadjax.nets import NetSpec
 from gadjax.train import RunConfig
-from common import now as _now, write_results  # noqa: E402
+from common import now as _now, test_subset, write_results  # noqa: E402
 
 def _write_results(path, new):
     write_results(path, new, ('digit', 'seed', 'score'))
@@ -122,10 +122,7 @@ def main(argv=None):
         jax.config.update("jax_compilation_cache_dir", args.cache)
     out = pathlib.Path(args.out)
     mnist = data.mnist()
-    n = len(mnist.x_test)
-    test_idx = np.arange(n)
-    if args.test_limit and args.test_limit < n:
-        test_idx = np.sort(np.random.default_rng(args.test_seed).choice(n, args.test_limit, replace=False))
+    test_idx = test_subset(len(mnist.x_test), args.test_limit, args.test_seed)
     t0 = time.perf_counter()
     for seed in args.seeds:
         for digit in args.digits:

@@ -23,3 +23,13 @@ def write_results(path: pathlib.Path, new: list[dict], key_fields: tuple[str, ..
     tmp = path.with_suffix(".tmp")
     tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
     os.replace(tmp, path)
+
+
+def test_subset(n: int, limit: int | None, seed: int = 0):
+    """Sorted indices of a seeded random subset of ``limit`` of ``n`` test images (all of
+    them when ``limit`` is 0/None or >= n): every run of a table scores the same images."""
+    import numpy as np
+
+    if not limit or limit >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, limit, replace=False))

@@ -33,7 +33,7 @@ from gadjax.metrics import evaluate, roc_auc
 from gadjax.models.dedgan import DEDGAN, DEDGANConfig
 from gadjax.nets import NetSpec
 from gadjax.train import RunConfig
-from common import now as _now, write_results  # noqa: E402
+from common import now as _now, test_subset, write_results  # noqa: E402
 
 def _write_results(path, new):
     write_results(path, new, ('protocol', 'digit', 'seed'))
@@ -105,10 +105,7 @@ def main(argv=None):
     args = parse_args(argv)
     out = pathlib.Path(args.out)
     mnist = data.mnist()
-    n = len(mnist.x_test)
-    test_idx = np.arange(n)
-    if args.test_limit and args.test_limit < n:
-        test_idx = np.sort(np.random.default_rng(args.test_seed).choice(n, args.test_limit, replace=False))
+    test_idx = test_subset(len(mnist.x_test), args.test_limit, args.test_seed)
     print(f"DED-GAN, MNIST {args.protocol}, digits {args.digits}, seeds {args.seeds}, {len(test_idx)} test images, "
           f"{jax.default_backend()}", file=sys.stderr, flush=True)
     t0 = time.perf_counter()

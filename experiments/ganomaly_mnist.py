@@ -35,7 +35,7 @@ from gadjax.models.ganomaly import GANomaly, GANomalyConfig
 from gadjax.models.skip_ganomaly import SkipGANomaly, SkipGANomalyConfig
 from gadjax.nets import NetSpec
 from gadjax.train import RunConfig
-from common import now as _now, write_results  # noqa: E402
+from common import now as _now, test_subset, write_results  # noqa: E402
 
 def _write_results(path, new):
     write_results(path, new, ('digit', 'seed', 'model'))
@@ -127,10 +127,7 @@ def main(argv=None):
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     out = pathlib.Path(args.out)
     mnist = data.mnist()
-    n = len(mnist.x_test)
-    test_idx = np.arange(n)
-    if args.test_limit and args.test_limit < n:
-        test_idx = np.sort(np.random.default_rng(args.test_seed).choice(n, args.test_limit, replace=False))
+    test_idx = test_subset(len(mnist.x_test), args.test_limit, args.test_seed)
     print(f"GANomaly experiment: MNIST {PROTOCOL}, models {args.models}, digits {args.digits}, seeds {args.seeds}, "
           f"{len(test_idx)} test images, {jax.default_backend()}", file=sys.stderr, flush=True)
     t0 = time.perf_counter()

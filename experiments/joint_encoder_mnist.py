@@ -12,9 +12,8 @@ import argparse
 import pathlib
 import time
 
-import numpy as np
 
-from common import now, write_results  # noqa: E402
+from common import now, test_subset, write_results  # noqa: E402
 
 from gadjax import data
 from gadjax.metrics import evaluate
@@ -40,7 +39,7 @@ def main() -> None:
     ap.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parent / "results"))
     args = ap.parse_args()
     mnist = data.load("mnist")
-    test_idx = np.sort(np.random.default_rng(0).choice(len(mnist.x_test), args.test_limit, replace=False))
+    test_idx = test_subset(len(mnist.x_test), args.test_limit, 0)
     gan = GANConfig(NetSpec("thesis", (28, 28, 1), 128, args.width), "wgan-gp", learning_rate=args.lr)
     for seed in args.seeds:
         for digit in args.digits:

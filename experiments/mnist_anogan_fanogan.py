@@ -41,7 +41,7 @@ from gadjax.nets import NetSpec
 from gadjax.train import GANConfig, GANTrainer, RunConfig, train_loop
 from gadjax.train.encoder import EncoderConfig
 from gadjax.viz import save_grid, save_histogram, save_roc
-from common import now as _now, write_results  # noqa: E402
+from common import now as _now, test_subset, write_results  # noqa: E402
 
 def _write_results(path, new):
     write_results(path, new, ('digit', 'seed', 'model'))
@@ -195,10 +195,7 @@ def main(argv=None):
         return
     out.mkdir(parents=True, exist_ok=True)
     mnist = data.mnist()
-    n = len(mnist.x_test)
-    test_idx = np.arange(n)
-    if args.test_limit and args.test_limit < n:
-        test_idx = np.sort(np.random.default_rng(args.test_seed).choice(n, args.test_limit, replace=False))
+    test_idx = test_subset(len(mnist.x_test), args.test_limit, args.test_seed)
     print(f"gadjax experiment: AnoGAN vs f-AnoGAN, MNIST {PROTOCOL}, digits {args.digits}, seeds {args.seeds}, "
           f"{len(test_idx)} test images, {jax.default_backend()}", file=sys.stderr, flush=True)
     t0 = time.perf_counter()
