@@ -243,7 +243,3 @@ class GANomaly(PlayerDetector):
     def score_state(self, state: TrainState, x: jax.Array) -> dict:
         """Scores of batch ``x`` (B, H, W, C) under ``state`` (pure; see ``ganomaly_scores``)."""
         return ganomaly_scores(self.trainer.generator, state.params["generator"], state.stats["generator"], x)
-
-    def _score_batch(self, x, offset: int) -> dict:
-        del offset  # deterministic
-        return self.score_state(self.state, x)

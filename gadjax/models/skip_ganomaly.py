@@ -162,7 +162,3 @@ class SkipGANomaly(PlayerDetector):
         t, p, s = self.trainer, state.params, state.stats
         return skip_ganomaly_scores(t.generator, t.discriminator, p["generator"], s["generator"],
                                     p["discriminator"], s["discriminator"], x, self.config.lam)
-
-    def _score_batch(self, x, offset: int) -> dict:
-        del offset  # deterministic
-        return self.score_state(self.state, x)
