@@ -25,7 +25,6 @@ encoders and their distance carries no signal); GANomaly's weights 1 / 50 / 1;
 from __future__ import annotations
 
 import dataclasses
-import math
 from functools import partial
 
 import jax
@@ -97,9 +96,6 @@ class DEDGANConfig:
 
     def __post_init__(self):
         weights = ("w_adv", "w_rec", "w_lat")
-        for name in weights:
-            if not math.isfinite(getattr(self, name)):
-                raise ValueError(f"{name} must be a finite number >= 0, got {getattr(self, name)}")
         check_config(self, weights=weights)
         if not any(getattr(self, name) for name in weights):
             raise ValueError("w_adv, w_rec and w_lat are all zero: the generator would not train")

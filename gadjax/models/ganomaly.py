@@ -21,6 +21,7 @@ before computing AUROC; that is monotone, so raw scores are returned here.
 from __future__ import annotations
 
 import dataclasses
+import math
 from functools import partial
 
 import jax
@@ -107,9 +108,9 @@ class GANomalyConfig:
 
 def check_config(cfg, weights: tuple[str, ...]) -> None:
     """The checks GANomaly and Skip-GANomaly configs share."""
-    for name in weights:
-        if getattr(cfg, name) < 0:
-            raise ValueError(f"{name} must be >= 0, got {getattr(cfg, name)}")
+    for name in weights:  # NaN fails ">= 0" silently, so check finiteness too
+        if not (math.isfinite(getattr(cfg, name)) and getattr(cfg, name) >= 0):
+            raise ValueError(f"{name} must be a finite number >= 0, got {getattr(cfg, name)}")
     if not cfg.learning_rate > 0:
         raise ValueError(f"learning_rate must be > 0, got {cfg.learning_rate}")
     for name in ("beta1", "beta2"):
