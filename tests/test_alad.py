@@ -14,7 +14,8 @@ from flax import nnx
 from gadjax import data
 from gadjax.metrics import roc_auc, threshold_from_normal
 from gadjax.models.alad import (NAME, SCORES, ALAD, ALADConfig, ALADTrainer, alad_score, alad_scores,
-                                discriminator_loss, ema_params, generator_encoder_loss, track_ema)
+                                discriminator_loss, generator_encoder_loss)
+from gadjax.train.ema import ema_params, track_ema
 from gadjax.nets import NetSpec
 from gadjax.nets.alad import DiscriminatorXX, build_discriminators
 from gadjax.train import RunConfig

@@ -16,6 +16,7 @@ from gadjax.nets import NetSpec
 from gadjax.nets.bigan import DISCRIMINATORS, joint_discriminator
 from gadjax.scores import l1_residual
 from gadjax.train import RunConfig
+from gadjax.train.ema import ema_params
 from helpers import squares
 
 SPEC = NetSpec("dcgan", (16, 16, 1), z_dim=8, width=4)
@@ -102,7 +103,8 @@ def test_bad_score_arguments_raise(kwargs, match):
 
 @pytest.mark.parametrize("kwargs, match", [(dict(dropout=1.0), "dropout"), (dict(discriminator="mlp"), "discrim"),
                                            (dict(learning_rate=0.0), "learning_rate"), (dict(prior="cauchy"), "prior"),
-                                           (dict(beta1=1.0), "beta1")])
+                                           (dict(beta1=1.0), "beta1"),
+                                           (dict(ema_decay=1.0), "ema_decay")])
 def test_bad_training_hyperparameters_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):
         BiGANConfig(**kwargs)
@@ -124,9 +126,15 @@ def test_detector_fits_scores_and_maps_with_both_methods(fitted):
         assert np.isfinite(ce).all() and not np.allclose(ce, fm)
         # The detector is a thin wrapper around the pure, jitted scorer.
         t, s = det.trainer, det.state
-        pure = egbad_scores(t.generator, t.encoder, t.discriminator, s.params, s.stats,
+        ema = {n: ema_params(s.opt[p])[n] for n, p in [("generator", "generator_encoder"),
+                                                        ("encoder", "generator_encoder"),
+                                                        ("discriminator", "discriminator")]}
+        pure = egbad_scores(t.generator, t.encoder, t.discriminator, ema, s.stats,
                             data.to_float(x[:8], "tanh"), 0.9, "cross-entropy")
-        np.testing.assert_allclose(pure["score"], ce[:8], rtol=1e-5)
+        np.testing.assert_allclose(pure["score"], ce[:8], rtol=1e-5)  # scored with the EMA weights
+        last = egbad_scores(t.generator, t.encoder, t.discriminator, s.params, s.stats,
+                            data.to_float(x[:8], "tanh"), 0.9, "cross-entropy")
+        assert not np.allclose(last["score"], ce[:8], rtol=1e-5)
         det.alpha = 2.0
         with pytest.raises(ValueError, match="alpha"):
             det.score_samples(x)

@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 from functools import partial
-from typing import Any, NamedTuple
-
 import jax
 import jax.numpy as jnp
 import optax
@@ -36,6 +34,7 @@ from gadjax.nets import NetSpec, PureNet, build_nets
 from gadjax.nets.alad import build_discriminators
 from gadjax.scores import feature_l1, l1_residual
 from gadjax.train import Player, PlayerTrainer, RunConfig, TrainState, sample_latent
+from gadjax.train.ema import with_ema
 
 NAME = "alad"
 SCORES = ("features", "features_l2", "logits", "l1", "l2")
@@ -112,43 +111,6 @@ def alad_scores(generator: PureNet, encoder: PureNet, dxx: PureNet, g, e, d, x: 
     return {"score": alad_score(x, x_rec, feats[:b], feats[b:], logits[b:], variant), "z": z, "reconstruction": x_rec}
 
 
-class EmaState(NamedTuple):
-    count: jax.Array
-    ema: Any
-
-
-def track_ema(decay: float) -> optax.GradientTransformation:
-    """Chain after an optimiser: an exponential moving average of the parameters *after*
-    each update, kept in the optimiser state (checkpointed, donated and sharded with it);
-    the updates pass through unchanged.
-
-    The decay at update t is ``min(decay, (1 + t) / (10 + t))`` (TensorFlow's
-    ``ExponentialMovingAverage`` with ``num_updates``): the average starts at the initial
-    weights but forgets them within a few updates, so a short run averages its recent
-    iterates instead of its random start, and runs past ~10k updates use ``decay`` itself.
-    """
-
-    def init(params):
-        return EmaState(jnp.zeros((), jnp.int32), jax.tree.map(jnp.copy, params))
-
-    def update(updates, state, params):
-        t = state.count.astype(jnp.float32)
-        d = jnp.minimum(decay, (1.0 + t) / (10.0 + t))
-        new = optax.apply_updates(params, updates)
-        ema = jax.tree.map(lambda e, p: (d * e + (1.0 - d) * p).astype(e.dtype), state.ema, new)
-        return updates, EmaState(state.count + 1, ema)
-
-    return optax.GradientTransformation(init, update)
-
-
-def ema_params(opt_state):
-    """The averaged parameters held by ``track_ema`` inside ``opt_state``."""
-    for s in jax.tree.leaves(opt_state, is_leaf=lambda s: isinstance(s, EmaState)):
-        if isinstance(s, EmaState):
-            return s.ema
-    raise ValueError("this optimiser state holds no track_ema average")
-
-
 @dataclasses.dataclass(frozen=True)
 class ALADConfig:
     """ALAD training: Adam (lr, beta1) for both players, discriminator dropout, spectral
@@ -172,8 +134,7 @@ class ALADConfig:
             raise ValueError(f"ema_decay must be in (0, 1) or None, got {self.ema_decay}")
 
     def optimizer(self) -> optax.GradientTransformation:
-        adam = optax.adam(self.learning_rate, b1=self.beta1)
-        return adam if self.ema_decay is None else optax.chain(adam, track_ema(self.ema_decay))
+        return with_ema(optax.adam(self.learning_rate, b1=self.beta1), self.ema_decay)
 
 
 class ALADTrainer(PlayerTrainer):
@@ -235,17 +196,8 @@ class ALADTrainer(PlayerTrainer):
         return loss, ({n: new[n] for n in ("generator", "encoder")}, metrics)
 
     def scoring_nets(self, state: TrainState) -> dict:
-        """``{net: (params, stats)}`` for G, E and D_xx: the EMA weights when ``ema_decay``
-        (and ``state`` carries its optimiser state; without, e.g. the per-member states
-        ``GANEnsemble`` scores, the last iterate)."""
-        out = {}
-        for name, player in (("generator", "generator_encoder"), ("encoder", "generator_encoder"),
-                             ("dxx", "discriminators")):
-            params = state.params[name]
-            if self.config.ema_decay is not None and player in state.opt:
-                params = ema_params(state.opt[player])[name]
-            out[name] = (params, state.stats[name])
-        return out
+        """``{net: (params, stats)}`` for G, E and D_xx: the EMA weights when ``ema_decay``."""
+        return self.scoring_params(state, ("generator", "encoder", "dxx"))
 
 
 DEFAULT_NETS = NetSpec("dcgan", (28, 28, 1), z_dim=100, width=64, critic_norm="batch")

@@ -13,8 +13,8 @@ D's intermediate layer.  ``alpha = 0.9`` weights the RECONSTRUCTION term, as in 
 authors' released code, which writes the score as ``(1 - w) * L_G + w * L_D`` with default
 ``w = 0.1`` (AnoGAN's lambda = 0.1 convention).  Two differences from that code, both
 deliberate: cross-entropy is taken on ``D(x, E(x))`` as the paper's equation says (the code
-uses ``D(G(E(x)), E(x))``), and scoring uses the trained weights, not an exponential moving
-average of them (decay 0.999 there; PlayerTrainer keeps no EMA).
+uses ``D(G(E(x)), E(x))``).  As in that code, scoring uses an exponential moving average
+(decay 0.999) of the weights (``BiGANConfig.ema_decay``, kept in the optimiser state).
 
 Pure pieces: ``generator_encoder_loss``, ``egbad_score`` and the jitted ``egbad_scores``;
 ``BiGANTrainer`` is a ``PlayerTrainer`` (CBiGAN subclasses it); ``EGBAD`` is the detector.
@@ -35,6 +35,7 @@ from gadjax.nets import NetSpec, PureNet, build_nets
 from gadjax.nets.bigan import DISCRIMINATORS, joint_discriminator
 from gadjax.scores import feature_l1, l1_residual
 from gadjax.train import GANConfig, Player, PlayerTrainer, RunConfig, TrainState, sample_latent
+from gadjax.train.ema import with_ema
 
 NAME = "egbad"
 SCORE_METHODS = ("feature-matching", "cross-entropy")
@@ -48,7 +49,9 @@ class BiGANConfig:
 
     Defaults are the EGBAD authors' MNIST settings: Adam lr 1e-5, beta1 0.5, N(0, I) prior,
     a concatenating discriminator with dropout 0.5 (they train for many epochs at batch
-    100; short runs need a larger learning rate, e.g. 2e-4).  ``hidden`` / ``z_hidden`` size D's joint
+    100; short runs need a larger learning rate, e.g. 2e-4), and scoring with an
+    exponential moving average of every network's weights (``ema_decay`` 0.999, their
+    ``tf.train.ExponentialMovingAverage``; None scores the last iterate).  ``hidden`` / ``z_hidden`` size D's joint
     and latent layers (default ``16 * width`` / ``8 * width``: 1024 / 512 at width 64).
     """
 
@@ -59,6 +62,7 @@ class BiGANConfig:
     dropout: float = 0.5
     hidden: int | None = None
     z_hidden: int | None = None
+    ema_decay: float | None = 0.999
 
     def __post_init__(self):
         if not self.learning_rate > 0:
@@ -71,6 +75,8 @@ class BiGANConfig:
             raise ValueError(f"unknown discriminator {self.discriminator!r}; choose one of {DISCRIMINATORS}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in (0, 1) or None, got {self.ema_decay}")
 
 
 def generator_encoder_loss(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
@@ -169,7 +175,7 @@ class BiGANTrainer(PlayerTrainer):
             dropout=config.dropout, hidden=config.hidden, z_hidden=config.z_hidden)
         self.generator, self.encoder = built["generator"][0], built["encoder"][0]
         self.discriminator = built["discriminator"][0]
-        optimizer = optax.adam(config.learning_rate, b1=config.beta1)
+        optimizer = with_ema(optax.adam(config.learning_rate, b1=config.beta1), config.ema_decay)
         players = [Player("discriminator", ("discriminator",), self._discriminator_loss, optimizer),
                    Player("generator_encoder", ("generator", "encoder"), self._generator_encoder_loss, optimizer)]
         super().__init__(built, players, image_shape=nets.image_shape, value_range=nets.output_range,
@@ -259,5 +265,6 @@ class EGBAD(PlayerDetector):
         """``egbad_scores`` of batch ``x`` under ``state`` (pure: ``GANEnsemble`` vmaps it)."""
         check_score_args(self.alpha, self.method)  # the attributes may have been changed after fit
         t = self.trainer
-        return egbad_scores(t.generator, t.encoder, t.discriminator, state.params, state.stats, x, self.alpha,
-                            self.method)
+        nets = t.scoring_params(state, ("generator", "encoder", "discriminator"))  # EMA weights if tracked
+        params, stats = ({n: v[i] for n, v in nets.items()} for i in (0, 1))
+        return egbad_scores(t.generator, t.encoder, t.discriminator, params, stats, x, self.alpha, self.method)

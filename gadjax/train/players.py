@@ -24,6 +24,7 @@ import optax
 from flax import struct
 
 from gadjax.nets import PureNet
+from gadjax.train.ema import find_ema
 from gadjax.parallel import DataParallel, jit_init, jit_step, resolve
 
 PyTree = Any
@@ -155,6 +156,18 @@ class PlayerTrainer:
         params, stats, opt = carry
         metrics["finite"] = all_finite((metrics, params))
         return state.replace(step=state.step + 1, params=params, stats=stats, opt=opt), metrics
+
+    def scoring_params(self, state: TrainState, names: Sequence[str]) -> dict:
+        """``{net: (params, stats)}`` to score with: a net's weight average when its player's
+        optimiser tracks one (``gadjax.train.ema.track_ema``), else its last iterate (also
+        when ``state.opt`` lacks the player, e.g. the per-member states ``GANEnsemble`` scores)."""
+        owner = {n: p.name for p in self.players for n in p.nets}
+        out = {}
+        for name in names:
+            params = state.params[name]
+            ema = find_ema(state.opt[owner[name]]) if owner.get(name) in state.opt else None
+            out[name] = (params if ema is None else ema[name], state.stats[name])
+        return out
 
     def apply(self, state: TrainState, name: str, *args, **kwargs):
         """Run network ``name`` in inference mode with the state's parameters."""
