@@ -1,0 +1,127 @@
+"""One-class grid: every image detector x dataset x protocol x class x seed.
+
+    # the full table of issue #6 (MNIST and Fashion-MNIST, both protocols, all classes, 3 seeds):
+    python experiments/one_class.py --steps 2000 --width 64
+    # a reduced CPU budget (what experiments/results/one_class.md records):
+    python experiments/one_class.py --models fanogan ganomaly alad --datasets mnist --seeds 0 \
+        --steps 300 --width 16 --test-limit 1000
+    python experiments/one_class.py --table        # rewrite results/one_class.md only
+
+Each (model, dataset, protocol, class, seed) is one ``gadjax train`` run directory under
+``--runs`` (``gadjax.runs.train_run`` + ``evaluate_run``): checkpointed, so an interrupted
+grid resumes where it stopped, and a finished run is not trained again.
+
+Protocols (``gadjax.data.PROTOCOLS``):
+  * **one-normal**: class c is normal, the nine others anomalous (Schlegl et al., Berg
+    et al., ADGAN/OCGAN);
+  * **one-anomalous**: class c is the anomaly, the nine others normal (GANomaly, EGBAD).
+Training uses the normal training images of the official training split minus a seeded
+10 % held out as normal validation images; the threshold is the 95th percentile of their
+scores (never test data).  Test: the official test split (``--test-limit`` draws a seeded
+subset, the same for every run of a seed).  AUROC is the headline; AUPRC and F1 at the
+normal-data threshold are recorded too.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import pathlib
+import time
+
+import numpy as np
+from common import now, write_results
+
+from gadjax.runs import RunSpec, evaluate_run, train_run
+
+HERE = pathlib.Path(__file__).resolve().parent
+IMAGE_MODELS = ("anogan", "fanogan", "egbad", "alad", "ganomaly", "skip_ganomaly", "cbigan", "dedgan",
+                "joint_encoder", "ensemble")
+RESULTS, TABLE = "one_class.jsonl", "one_class.md"
+KEYS = ("dataset", "protocol", "model", "normal_class", "seed")
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", nargs="+", default=list(IMAGE_MODELS), choices=IMAGE_MODELS)
+    ap.add_argument("--datasets", nargs="+", default=["mnist", "fashion_mnist"])
+    ap.add_argument("--protocols", nargs="+", default=["one-normal", "one-anomalous"])
+    ap.add_argument("--classes", type=int, nargs="+", default=list(range(10)))
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--width", type=int, default=64)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--search-steps", type=int, default=200, help="AnoGAN latent-search steps")
+    ap.add_argument("--test-limit", type=int, default=None, help="score a seeded subset of the test set")
+    ap.add_argument("--runs", default="runs/one_class", help="parent of the per-run directories")
+    ap.add_argument("--out", default=str(HERE / "results"))
+    ap.add_argument("--table", action="store_true")
+    return ap.parse_args(argv)
+
+
+def run_one(model, dataset, protocol, cls, seed, args) -> dict:
+    spec = RunSpec(model=model, dataset=dataset, normal_class=cls, protocol=protocol, steps=args.steps,
+                   width=args.width, batch_size=args.batch_size, search_steps=args.search_steps, seed=seed,
+                   progress=False, sample_every=10**9, log_every=max(args.steps // 10, 1))
+    out = pathlib.Path(args.runs) / dataset / protocol / model / f"class{cls}_seed{seed}"
+    t0 = time.perf_counter()
+    train_run(spec, out)  # resumes / skips the training of a finished run
+    train_s = time.perf_counter() - t0
+    result = evaluate_run(out, limit=args.test_limit)
+    keep = ("auroc", "auprc", "precision", "recall", "f1", "threshold", "n_test", "n_anomalous")
+    return {"dataset": dataset, "protocol": protocol, "model": model, "normal_class": cls, "seed": seed,
+            "anomalous": "all other classes" if protocol == "one-normal" else f"class {cls}",
+            **{k: result[k] for k in keep}, "config": dataclasses.asdict(spec), "run_dir": str(out),
+            "train_and_eval_s": round(time.perf_counter() - t0, 1), "train_s": round(train_s, 1),
+            "test_limit": args.test_limit, "finished": now()}
+
+
+def write_table(out: pathlib.Path) -> str:
+    rows = [json.loads(line) for line in (out / RESULTS).read_text().splitlines() if line.strip()]
+    lines = ["# One-class grid (`experiments/one_class.py`)", "",
+             "Per-class AUROC (mean over the seeds run) and the mean over the classes run. "
+             "one-normal: the class is normal, the others anomalous; one-anomalous: the class is the anomaly. "
+             "Threshold for F1: 95th percentile of normal validation scores.", ""]
+    groups = {}
+    for r in rows:
+        groups.setdefault((r["dataset"], r["protocol"]), []).append(r)
+    for (dataset, protocol), rs in sorted(groups.items()):
+        classes = sorted({r["normal_class"] for r in rs})
+        lines += [f"## {dataset}, {protocol}", "",
+                  "| model | steps | width | seeds | " + " | ".join(str(c) for c in classes) + " | mean AUROC | mean F1 |",
+                  "|---" * (len(classes) + 6) + "|"]
+        for model in IMAGE_MODELS:
+            m = [r for r in rs if r["model"] == model]
+            if not m:
+                continue
+            per = [np.mean([r["auroc"] for r in m if r["normal_class"] == c]) if any(
+                r["normal_class"] == c for r in m) else np.nan for c in classes]
+            cfg = m[0]["config"]
+            seeds = sorted({r["seed"] for r in m})
+            lines.append(f"| {model} | {cfg['steps']} | {cfg['width']} | {','.join(map(str, seeds))} | "
+                         + " | ".join("" if np.isnan(v) else f"{v:.3f}" for v in per)
+                         + f" | {np.nanmean(per):.3f} | {np.mean([r['f1'] for r in m]):.3f} |")
+        lines.append("")
+    text = "\n".join(lines)
+    (out / TABLE).write_text(text)
+    return text
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    out = pathlib.Path(args.out)
+    if not args.table:
+        for dataset in args.datasets:
+            for protocol in args.protocols:
+                for seed in args.seeds:
+                    for cls in args.classes:
+                        for model in args.models:
+                            row = run_one(model, dataset, protocol, cls, seed, args)
+                            print(f"{dataset} {protocol} class {cls} seed {seed} {model}: AUROC {row['auroc']:.3f} "
+                                  f"F1 {row['f1']:.3f} ({row['train_and_eval_s']:.0f} s)", flush=True)
+                            write_results(out / RESULTS, [row], KEYS)
+    print(write_table(out))
+
+
+if __name__ == "__main__":
+    main()
