@@ -15,7 +15,7 @@ For each (anomalous digit, seed):
     subset as the GANomaly / DED-GAN experiments at their defaults).
 
 ``experiments/cbigan_mnist.py`` runs the same protocol for CBiGAN through ``main(model="cbigan")``.
-Output: one JSON line per (digit, seed, score) in ``<out>/<model>_mnist.jsonl`` (rows of other
+Output: one JSON line per (digit, seed, score) in ``<out>/<model>_mnist<tag>.jsonl`` (rows of other
 keys already there are kept, same keys replaced).
 """
 from __future__ import annotations
@@ -64,7 +64,9 @@ def parse_args(argv=None, model: str = "egbad"):
     ap.add_argument("--val-limit", type=int, default=1000, help="seeded subset of the normal validation images")
     ap.add_argument("--test-limit", type=int, default=2000, help="seeded random test subset size (0 = all 10,000)")
     ap.add_argument("--test-seed", type=int, default=0)
+    ap.add_argument("--ema-decay", type=float, default=0.999, help="weight EMA used for scoring (<= 0: none)")
     ap.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parent / "results"))
+    ap.add_argument("--tag", default="", help="suffix of the results file: <model>_mnist<tag>.jsonl")
     ap.add_argument("--cache", default=str(pathlib.Path(__file__).resolve().parents[1] / ".jax_cache"),
                     help="persistent XLA compilation cache ('' disables)")
     return ap.parse_args(argv)
@@ -79,7 +81,7 @@ def run_one(mnist, model: str, digit: int, seed: int, args, test_idx: np.ndarray
     x_val = split.x_val[_subset(len(split.x_val), args.val_limit, seed)]
     x_test, y_test = split.x_test[test_idx], split.y_test[test_idx]
     detector_cls, config_cls = MODELS[model]
-    config = dict(learning_rate=args.lr)
+    config = dict(learning_rate=args.lr, ema_decay=args.ema_decay if args.ema_decay > 0 else None)
     if model == "cbigan":
         config.update(image_consistency=args.image_consistency, latent_consistency=args.latent_consistency,
                       discriminator=args.discriminator)
@@ -130,8 +132,8 @@ def main(argv=None, model: str = "egbad"):
     t0 = time.perf_counter()
     for seed in args.seeds:
         for digit in args.digits:
-            _write_results(out / f"{model}_mnist.jsonl", run_one(mnist, model, digit, seed, args, test_idx))
-    print(f"done in {time.perf_counter() - t0:.0f}s -> {out / f'{model}_mnist.jsonl'}", file=sys.stderr)
+            _write_results(out / f"{model}_mnist{args.tag}.jsonl", run_one(mnist, model, digit, seed, args, test_idx))
+    print(f"done in {time.perf_counter() - t0:.0f}s -> {out / f'{model}_mnist{args.tag}.jsonl'}", file=sys.stderr)
 
 
 if __name__ == "__main__":
