@@ -51,6 +51,8 @@ def parse_args(argv=None):
     ap.add_argument("--steps", type=int, default=2000)
     ap.add_argument("--width", type=int, default=64)
     ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--ensemble-base", default="alad", help="base detector of the 'ensemble' model")
+    ap.add_argument("--members", type=int, default=3, help="ensemble size")
     ap.add_argument("--search-steps", type=int, default=200, help="AnoGAN latent-search steps")
     ap.add_argument("--test-limit", type=int, default=None, help="score a seeded subset of the test set")
     ap.add_argument("--runs", default="runs/one_class", help="parent of the per-run directories")
@@ -62,14 +64,16 @@ def parse_args(argv=None):
 def run_one(model, dataset, protocol, cls, seed, args) -> dict:
     spec = RunSpec(model=model, dataset=dataset, normal_class=cls, protocol=protocol, steps=args.steps,
                    width=args.width, batch_size=args.batch_size, search_steps=args.search_steps, seed=seed,
+                   base=args.ensemble_base, members=args.members,
                    progress=False, sample_every=10**9, log_every=max(args.steps // 10, 1))
-    out = pathlib.Path(args.runs) / dataset / protocol / model / f"class{cls}_seed{seed}"
+    name = f"ensemble_{args.ensemble_base}" if model == "ensemble" else model
+    out = pathlib.Path(args.runs) / dataset / protocol / name / f"class{cls}_seed{seed}"
     t0 = time.perf_counter()
     train_run(spec, out)  # resumes / skips the training of a finished run
     train_s = time.perf_counter() - t0
     result = evaluate_run(out, limit=args.test_limit)
     keep = ("auroc", "auprc", "precision", "recall", "f1", "threshold", "n_test", "n_anomalous")
-    return {"dataset": dataset, "protocol": protocol, "model": model, "normal_class": cls, "seed": seed,
+    return {"dataset": dataset, "protocol": protocol, "model": name, "normal_class": cls, "seed": seed,
             "anomalous": "all other classes" if protocol == "one-normal" else f"class {cls}",
             **{k: result[k] for k in keep}, "config": dataclasses.asdict(spec), "run_dir": str(out),
             "train_and_eval_s": round(time.perf_counter() - t0, 1), "train_s": round(train_s, 1),
@@ -90,7 +94,7 @@ def write_table(out: pathlib.Path) -> str:
         lines += [f"## {dataset}, {protocol}", "",
                   "| model | steps | width | seeds | " + " | ".join(str(c) for c in classes) + " | mean AUROC | mean F1 |",
                   "|---" * (len(classes) + 6) + "|"]
-        for model in IMAGE_MODELS:
+        for model in dict.fromkeys(r["model"] for r in sorted(rs, key=lambda r: r["model"])):
             m = [r for r in rs if r["model"] == model]
             if not m:
                 continue

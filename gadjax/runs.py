@@ -75,10 +75,22 @@ class RunSpec:
         cls = None if self.dataset in INDUSTRIAL else self.normal_class
         return data.image_split(dataset, cls, protocol, self.val_fraction, self.contamination, self.seed)
 
+    def paper_nets(self) -> NetSpec | None:
+        """The detector's own default ``NetSpec`` (its paper's latent size and norms, e.g.
+        EGBAD's z_dim 200 with BatchNorm), or None for GAN-based detectors and plain GANs."""
+        name = self.base if self.model == "ensemble" else self.model
+        param = inspect.signature(DETECTORS[name].__init__).parameters.get("nets") if name in DETECTORS else None
+        return param.default if param is not None and isinstance(param.default, NetSpec) else None
+
     def gan_config(self, image_shape) -> GANConfig:
-        critic_norm = self.critic_norm or ("batch" if self.objective in ("dcgan", "lsgan") else "layer")
         family = self.net or self.default_net(tuple(image_shape))
-        z_dim = self.z_dim or (128 if family == "thesis" else 100)
+        paper = self.paper_nets()
+        # Unset options follow the detector's paper nets, else the GAN objective's practice
+        # (BatchNorm critics for DCGAN / LSGAN, none for WGAN-GP's gradient penalty).
+        critic_norm = self.critic_norm or (paper.critic_norm if paper else
+                                           "batch" if self.objective in ("dcgan", "lsgan") else "layer")
+        z_dim = self.z_dim or (paper.z_dim if paper and family == paper.family else
+                               128 if family == "thesis" else 100)
         nets = NetSpec(family, tuple(image_shape), z_dim, self.width, critic_norm=critic_norm)
         return GANConfig(nets, self.objective, learning_rate=self.lr, n_critic=self.n_critic)
 

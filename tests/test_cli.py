@@ -110,3 +110,16 @@ def test_default_net_family_per_model_and_image_size():
     assert RunSpec(model="fanogan").gan_config((64, 64, 3)).nets.family == "dcgan"
     assert RunSpec(model="ganomaly").gan_config((28, 28, 1)).nets.family == "dcgan"
     assert RunSpec(model="ganomaly", net="dcgan").gan_config((32, 32, 3)).nets.image_shape == (32, 32, 3)
+
+
+def test_unset_net_options_follow_each_detectors_paper_nets():
+    from gadjax.runs import RunSpec
+
+    egbad = RunSpec(model="egbad").gan_config((28, 28, 1)).nets
+    assert (egbad.family, egbad.z_dim, egbad.critic_norm) == ("dcgan", 200, "batch")  # EGBAD's MNIST nets
+    ensemble = RunSpec(model="ensemble", base="alad").gan_config((28, 28, 1)).nets
+    assert (ensemble.z_dim, ensemble.critic_norm) == (100, "batch")
+    chosen = RunSpec(model="alad", critic_norm="layer", z_dim=16).gan_config((28, 28, 1)).nets
+    assert (chosen.z_dim, chosen.critic_norm) == (16, "layer")  # explicit options win
+    fanogan = RunSpec(model="fanogan").gan_config((28, 28, 1)).nets  # GAN-based: the WGAN-GP practice
+    assert (fanogan.family, fanogan.z_dim, fanogan.critic_norm) == ("thesis", 128, "layer")
