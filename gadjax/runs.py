@@ -243,7 +243,7 @@ def evaluate_run(out: str | pathlib.Path, limit: int | None = None, sigma: float
     order = np.r_[np.flatnonzero(y_test == 0)[:4], np.flatnonzero(y_test == 1)[:4]]
     shown, rec = x_float[order], details["reconstruction"][order]
     save_triplets(out / "reconstructions.png", shown, rec, np.asarray(anomaly_map(shown, rec)),
-                  n=len(order), value_range=detector.value_range)
+                  n=len(order), value_range=detector.value_range, masks=None if masks is None else masks[order])
     (out / "evaluation.json").write_text(json.dumps(result, indent=2))
     np.save(out / "test_scores.npy", scores)
     return result

@@ -238,8 +238,8 @@ def save_histogram(path, normal_scores, anomalous_scores, threshold: Optional[fl
     return _save_png(path, base)
 
 
-def save_triplets(path, x, x_rec, maps, n: int = 8, value_range=(-1.0, 1.0)) -> str:
-    """Rows of (input | reconstruction | anomaly map) for the first ``n`` samples.
+def save_triplets(path, x, x_rec, maps, n: int = 8, value_range=(-1.0, 1.0), masks=None) -> str:
+    """Rows of (input | reconstruction | anomaly map [| ground-truth mask]) for the first ``n`` samples.
 
     Args:
       x, x_rec: (N, H, W, C) images in ``value_range``, C in {1, 3}.
@@ -247,8 +247,11 @@ def save_triplets(path, x, x_rec, maps, n: int = 8, value_range=(-1.0, 1.0)) -> 
         [0, 1] over the shown samples (so brightness is comparable across
         rows) and drawn with :func:`heat_colormap`.
       n: number of rows (samples shown).
+      masks: optional (N, H, W) or (N, H, W, 1) binary ground-truth masks, drawn as a
+        fourth column (white = defect).
 
-    Returns the path. Image is ``3*W + 4*PAD`` wide and ``n*H + (n+1)*PAD`` high.
+    Returns the path. Image is ``k*W + (k+1)*PAD`` wide (k = 3, or 4 with masks) and
+    ``n*H + (n+1)*PAD`` high.
     """
     xi = _to_uint8(x, value_range)
     xr = _to_uint8(x_rec, value_range)
@@ -264,7 +267,14 @@ def save_triplets(path, x, x_rec, maps, n: int = 8, value_range=(-1.0, 1.0)) -> 
     m = (m - m.min()) / max(float(m.max() - m.min()), 1e-12)
     heat = heat_colormap(m)
     rgb = lambda a: np.repeat(a, 3, axis=-1) if a.shape[-1] == 1 else a  # noqa: E731
-    tiles = np.stack([rgb(xi), rgb(xr), heat], axis=1).reshape((3 * n,) + heat.shape[1:])
+    columns = [rgb(xi), rgb(xr), heat]
+    if masks is not None:
+        mk = np.asarray(masks)
+        mk = mk[..., 0] if mk.ndim == 4 and mk.shape[-1] == 1 else mk
+        if mk.shape[1:] != m.shape[1:] or mk.shape[0] < n:
+            raise ValueError(f"masks {np.shape(masks)} do not match maps {np.shape(maps)}")
+        columns.append(rgb((mk[:n, ..., None] > 0).astype(np.uint8) * 255))
+    tiles = np.stack(columns, axis=1).reshape((len(columns) * n,) + heat.shape[1:])
     # make_grid expects floats in a value range: pass uint8 values with (0, 255).
-    grid = make_grid(tiles.astype(np.float32), nrow=3, value_range=(0.0, 255.0))
+    grid = make_grid(tiles.astype(np.float32), nrow=len(columns), value_range=(0.0, 255.0))
     return _save_png(path, Image.fromarray(grid))

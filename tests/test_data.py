@@ -326,6 +326,14 @@ def test_one_anomalous_protocol(small):
     assert len(s.x_train) + len(s.x_val) == int((small.y_train != 7).sum())
 
 
+def test_every_protocol_is_named_and_misuse_is_explained(small):
+    assert set(data.PROTOCOLS) == {"one-normal", "one-anomalous", "industrial"}
+    with pytest.raises(ValueError, match="industrial.*good/defective"):
+        data.one_class_split(small, cls=0, protocol="industrial")
+    with pytest.raises(ValueError, match="unknown protocol"):
+        data.one_class_split(small, cls=0, protocol="leave-one-out")
+
+
 @pytest.mark.parametrize("gamma", [0.05, 0.2])
 def test_contamination_fraction(small, gamma):
     s = data.one_class_split(small, cls=1, protocol="one-normal", contamination=gamma, seed=0)

@@ -110,3 +110,12 @@ def test_save_triplets(tmp_path, c, map_chan):
                                   viz.heat_colormap(m[0]))
     with pytest.raises(ValueError, match="shape mismatch"):
         viz.save_triplets(tmp_path / "bad.png", x, x_rec, maps[:, :5])
+    # Ground-truth masks add a fourth column: defect pixels white, the rest black.
+    masks = np.zeros((10, 12, 9, 1), np.uint8)
+    masks[0, 2:5, 3:6] = 1
+    a = np.asarray(_open(viz.save_triplets(tmp_path / "m.png", x, x_rec, maps, n=4, masks=masks)))
+    assert a.shape == (4 * 12 + 5 * p, 4 * 9 + 5 * p, 3)
+    tile = a[p:p + 12, p + 3 * (9 + p):p + 3 * (9 + p) + 9]
+    np.testing.assert_array_equal(tile[..., 0], masks[0, ..., 0] * 255)
+    with pytest.raises(ValueError, match="masks"):
+        viz.save_triplets(tmp_path / "bad.png", x, x_rec, maps, masks=masks[:, :5])

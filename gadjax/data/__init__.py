@@ -33,6 +33,7 @@ from gadjax.data.shipped import (
 )
 from gadjax.data.splits import (
     PROTOCOLS,
+    CLASS_PROTOCOLS,
     OneClassSplit,
     TabularSplit,
     image_split,
@@ -70,7 +71,7 @@ def load(name: str, data_dir: str | os.PathLike | None = None, **kwargs) -> Imag
 
 
 __all__ = [
-    "DATASETS", "image_split", "ENV_VAR", "IMAGE_DATASETS", "ODDS_NAMES", "PROTOCOLS",
+    "CLASS_PROTOCOLS", "DATASETS", "image_split", "ENV_VAR", "IMAGE_DATASETS", "ODDS_NAMES", "PROTOCOLS",
     "BatchSampler", "ImageData", "OneClassSplit", "TabularData", "TabularSplit",
     "check_images", "check_samples", "clear_cache", "data_dir", "fashion_mnist", "industrial_split", "is_attack",
     "kddcup99", "load", "load_cifar10", "load_mnist_idx", "load_mvtec", "load_tfds", "magnetic_tile",

@@ -22,7 +22,9 @@ from gadjax.data.shipped import ImageData
 PROTOCOLS = {
     "one-normal": "one class is normal, all other classes are anomalous (Schlegl 2017/2019, Berg 2020)",
     "one-anomalous": "one class is anomalous, all others normal (GANomaly leave-one-class-out)",
+    "industrial": "defect-free training images; the official good/defective test set, with pixel masks (MVTec AD)",
 }
+CLASS_PROTOCOLS = ("one-normal", "one-anomalous")  # the protocols of class-labelled datasets
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -77,7 +79,7 @@ def one_class_split(data: ImageData, cls: int, protocol: str = "one-normal", val
       data: ImageData with class labels in y_train/y_test.
       cls: the distinguished class (normal for "one-normal", anomalous for
         "one-anomalous").
-      protocol: a key of ``PROTOCOLS``.
+      protocol: one of ``CLASS_PROTOCOLS``.
       val_fraction: fraction of the normal training images held out as x_val.
       contamination: gamma in [0, 1): the fraction of the FINAL training set that
         is anomalous, drawn from the anomalous training images. With n normal
@@ -87,8 +89,12 @@ def one_class_split(data: ImageData, cls: int, protocol: str = "one-normal", val
     Returns:
       OneClassSplit; x_test/y_test cover the whole official test set.
     """
-    if protocol not in PROTOCOLS:
-        raise ValueError(f"unknown protocol {protocol!r}; valid protocols: {', '.join(PROTOCOLS)}")
+    if protocol == "industrial":
+        raise ValueError(f"the 'industrial' protocol needs a good/defective dataset with masks (mvtec_transistor, "
+                         f"magnetic_tile, load_mvtec), not the class-labelled {data.name or 'dataset'}; use one of "
+                         f"{', '.join(CLASS_PROTOCOLS)}")
+    if protocol not in CLASS_PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}; valid protocols: {', '.join(CLASS_PROTOCOLS)}")
     if not 0.0 <= contamination < 1.0:
         raise ValueError(f"contamination (gamma) must be in [0, 1), got {contamination}")
     cls = int(cls)
