@@ -85,15 +85,17 @@ def write_table(out: pathlib.Path) -> str:
     lines = ["# One-class grid (`experiments/one_class.py`)", "",
              "Per-class AUROC (mean over the seeds run) and the mean over the classes run. "
              "one-normal: the class is normal, the others anomalous; one-anomalous: the class is the anomaly. "
-             "Threshold for F1: 95th percentile of normal validation scores.", ""]
+             "Threshold for F1: 95th percentile of normal validation scores. \"ensemble_X\": a 3-member GAN "
+             "ensemble (Han et al. 2021) of detector X, trained for the same number of steps (one random member "
+             "pair per step). Test images: the official test set, or a seeded subset of it (same for every run).", ""]
     groups = {}
     for r in rows:
         groups.setdefault((r["dataset"], r["protocol"]), []).append(r)
     for (dataset, protocol), rs in sorted(groups.items()):
         classes = sorted({r["normal_class"] for r in rs})
         lines += [f"## {dataset}, {protocol}", "",
-                  "| model | steps | width | seeds | " + " | ".join(str(c) for c in classes) + " | mean AUROC | mean F1 |",
-                  "|---" * (len(classes) + 6) + "|"]
+                  "| model | steps | width | seeds | test images | " + " | ".join(str(c) for c in classes)
+                  + " | mean AUROC | mean F1 |", "|---" * (len(classes) + 7) + "|"]
         for model in dict.fromkeys(r["model"] for r in sorted(rs, key=lambda r: r["model"])):
             m = [r for r in rs if r["model"] == model]
             if not m:
@@ -103,6 +105,7 @@ def write_table(out: pathlib.Path) -> str:
             cfg = m[0]["config"]
             seeds = sorted({r["seed"] for r in m})
             lines.append(f"| {model} | {cfg['steps']} | {cfg['width']} | {','.join(map(str, seeds))} | "
+                         f"{m[0]['n_test']} | "
                          + " | ".join("" if np.isnan(v) else f"{v:.3f}" for v in per)
                          + f" | {np.nanmean(per):.3f} | {np.mean([r['f1'] for r in m]):.3f} |")
         lines.append("")
