@@ -34,7 +34,7 @@ from gadjax.nets import NetSpec, PureNet, build_nets
 from gadjax.nets.alad import build_discriminators
 from gadjax.scores import feature_l1, l1_residual
 from gadjax.train import Player, PlayerTrainer, RunConfig, TrainState, sample_latent
-from gadjax.train.ema import with_ema
+from gadjax.train.ema import check_adam_ema, with_ema
 
 NAME = "alad"
 SCORES = ("features", "features_l2", "logits", "l1", "l2")
@@ -124,14 +124,9 @@ class ALADConfig:
     ema_decay: float | None = 0.999
 
     def __post_init__(self):
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
-        if not 0.0 <= self.beta1 < 1.0:
-            raise ValueError(f"beta1 must be in [0, 1), got {self.beta1}")
+        check_adam_ema(self.learning_rate, self.beta1, self.ema_decay)
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in (0, 1) or None, got {self.ema_decay}")
 
     def optimizer(self) -> optax.GradientTransformation:
         return with_ema(optax.adam(self.learning_rate, b1=self.beta1), self.ema_decay)

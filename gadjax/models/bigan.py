@@ -35,7 +35,7 @@ from gadjax.nets import NetSpec, PureNet, build_nets
 from gadjax.nets.bigan import DISCRIMINATORS, joint_discriminator
 from gadjax.scores import feature_l1, l1_residual
 from gadjax.train import GANConfig, Player, PlayerTrainer, RunConfig, TrainState, sample_latent
-from gadjax.train.ema import with_ema
+from gadjax.train.ema import check_adam_ema, with_ema
 
 NAME = "egbad"
 SCORE_METHODS = ("feature-matching", "cross-entropy")
@@ -65,18 +65,13 @@ class BiGANConfig:
     ema_decay: float | None = 0.999
 
     def __post_init__(self):
-        if not self.learning_rate > 0:
-            raise ValueError(f"learning_rate must be > 0, got {self.learning_rate}")
-        if not 0.0 <= self.beta1 < 1.0:
-            raise ValueError(f"beta1 must be in [0, 1), got {self.beta1}")
+        check_adam_ema(self.learning_rate, self.beta1, self.ema_decay)
         if self.prior not in ("normal", "uniform"):
             raise ValueError(f"unknown latent prior {self.prior!r}; use 'normal' or 'uniform'")
         if self.discriminator not in DISCRIMINATORS:
             raise ValueError(f"unknown discriminator {self.discriminator!r}; choose one of {DISCRIMINATORS}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in (0, 1) or None, got {self.ema_decay}")
 
 
 def generator_encoder_loss(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
