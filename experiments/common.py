@@ -26,8 +26,9 @@ def write_results(path: pathlib.Path, new: list[dict], key_fields: tuple[str, ..
 
 
 def test_subset(n: int, limit: int | None, seed: int = 0):
-    """Sorted indices of a seeded random subset of ``limit`` of ``n`` test images (all of
-    them when ``limit`` is 0/None or >= n): every run of a table scores the same images."""
+    """Sorted indices of a seeded random subset of ``limit`` of ``n`` images (all of them
+    when ``limit`` is 0/None or >= n): every run of a table scores the same images.  Used
+    for test sets and for the normal validation subsets that fix thresholds."""
     import numpy as np
 
     if not limit or limit >= n:

@@ -37,7 +37,7 @@ from gadjax.models.bigan import SCORE_METHODS, EGBAD, BiGANConfig
 from gadjax.models.cbigan import CBiGAN, CBiGANConfig
 from gadjax.nets import NetSpec
 from gadjax.train import RunConfig
-from common import now as _now, write_results  # noqa: E402
+from common import now as _now, test_subset, write_results  # noqa: E402
 
 def _write_results(path, new):
     write_results(path, new, ('digit', 'seed', 'score'))
@@ -72,13 +72,9 @@ def parse_args(argv=None, model: str = "egbad"):
     return ap.parse_args(argv)
 
 
-def _subset(n: int, limit: int, seed: int) -> np.ndarray:
-    return np.sort(np.random.default_rng(seed).choice(n, limit, replace=False)) if 0 < limit < n else np.arange(n)
-
-
 def run_one(mnist, model: str, digit: int, seed: int, args, test_idx: np.ndarray) -> list[dict]:
     split = data.one_class_split(mnist, digit, PROTOCOL, val_fraction=0.1, seed=seed)
-    x_val = split.x_val[_subset(len(split.x_val), args.val_limit, seed)]
+    x_val = split.x_val[test_subset(len(split.x_val), args.val_limit, seed)]
     x_test, y_test = split.x_test[test_idx], split.y_test[test_idx]
     detector_cls, config_cls = MODELS[model]
     config = dict(learning_rate=args.lr, ema_decay=args.ema_decay if args.ema_decay > 0 else None)
@@ -128,7 +124,7 @@ def main(argv=None, model: str = "egbad"):
         jax.config.update("jax_compilation_cache_dir", args.cache)
     out = pathlib.Path(args.out)
     mnist = data.mnist()
-    test_idx = _subset(len(mnist.x_test), args.test_limit, args.test_seed)
+    test_idx = test_subset(len(mnist.x_test), args.test_limit, args.test_seed)
     t0 = time.perf_counter()
     for seed in args.seeds:
         for digit in args.digits:

@@ -69,9 +69,9 @@ def run_one(model, dataset, protocol, cls, seed, args) -> dict:
     name = f"ensemble_{args.ensemble_base}" if model == "ensemble" else model
     out = pathlib.Path(args.runs) / dataset / protocol / name / f"class{cls}_seed{seed}"
     t0 = time.perf_counter()
-    train_run(spec, out)  # resumes / skips the training of a finished run
+    detector = train_run(spec, out)  # resumes / skips the training of a finished run
     train_s = time.perf_counter() - t0
-    result = evaluate_run(out, limit=args.test_limit)
+    result = evaluate_run(out, limit=args.test_limit, detector=detector)
     keep = ("auroc", "auprc", "precision", "recall", "f1", "threshold", "n_test", "n_anomalous")
     return {"dataset": dataset, "protocol": protocol, "model": name, "normal_class": cls, "seed": seed,
             "anomalous": "all other classes" if protocol == "one-normal" else f"class {cls}",

@@ -207,10 +207,12 @@ def train_run(spec: RunSpec, out: str | pathlib.Path, log=None):
     return detector.fit(split.x_train, split.x_val, gan=(trainer, gan_state))
 
 
-def evaluate_run(out: str | pathlib.Path, limit: int | None = None, sigma: float = 0.0) -> dict:
+def evaluate_run(out: str | pathlib.Path, limit: int | None = None, sigma: float = 0.0, detector=None) -> dict:
     """Score the test split of a finished detector run; threshold from normal val data.
 
     ``limit`` scores a seeded random subset of the test set (for slow AnoGAN searches).
+    ``detector``: the fitted detector ``train_run`` just returned for this directory; it
+    saves restoring it (and re-scoring the validation data for its threshold) a second time.
     Writes ``evaluation.json``, ``roc.png``, ``histogram.png`` and ``reconstructions.png``.
     """
     out = pathlib.Path(out)
@@ -224,7 +226,8 @@ def evaluate_run(out: str | pathlib.Path, limit: int | None = None, sigma: float
     if done is None or done < spec.steps:
         raise RuntimeError(f"{out} is not fully trained (checkpoint step {done} of {spec.steps} in {ckpt_dir}); "
                            "run gadjax train with the same options first")
-    detector = train_run(spec, out)  # restores every checkpoint; computes threshold_ on x_val
+    if detector is None:
+        detector = train_run(spec, out)  # restores every checkpoint; computes threshold_ on x_val
     split = spec.split()
     idx = np.arange(len(split.x_test))
     if limit is not None and limit < len(idx):

@@ -29,6 +29,11 @@ def test_train_evaluate_score_on_shipped_mnist(shared_data, tmp_path, capsys):
     assert 0.0 <= result["auroc"] <= 1.0 and 0.0 <= result["f1"] <= 1.0
     for png in ("roc.png", "histogram.png", "reconstructions.png"):
         assert (out / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # Handing evaluate_run the detector train_run just restored gives the same evaluation.
+    from gadjax.runs import evaluate_run, load_spec, train_run
+    detector = train_run(load_spec(out), out)
+    again = evaluate_run(out, limit=64, detector=detector)
+    assert again["auroc"] == result["auroc"] and again["threshold"] == result["threshold"]
 
     images = np.zeros((3, 28, 28, 1), np.uint8)
     np.save(tmp_path / "x.npy", images)

@@ -11,9 +11,9 @@ with L_D either ``'cross-entropy'``, sigma(D(x, E(x)), 1) = BCE of the real pair
 against label 1, or ``'feature-matching'``, ||f_D(x, E(x)) - f_D(G(E(x)), E(x))||_1 on
 D's intermediate layer.  ``alpha = 0.9`` weights the RECONSTRUCTION term, as in the
 authors' released code, which writes the score as ``(1 - w) * L_G + w * L_D`` with default
-``w = 0.1`` (AnoGAN's lambda = 0.1 convention).  Two differences from that code, both
-deliberate: cross-entropy is taken on ``D(x, E(x))`` as the paper's equation says (the code
-uses ``D(G(E(x)), E(x))``).  As in that code, scoring uses an exponential moving average
+``w = 0.1`` (AnoGAN's lambda = 0.1 convention).  One deliberate difference from that
+code: cross-entropy is taken on ``D(x, E(x))`` as the paper's equation says (the code uses
+``D(G(E(x)), E(x))``).  As in that code, scoring uses an exponential moving average
 (decay 0.999) of the weights (``BiGANConfig.ema_decay``, kept in the optimiser state).
 
 Pure pieces: ``generator_encoder_loss``, ``egbad_score`` and the jitted ``egbad_scores``;

@@ -24,8 +24,8 @@ import optax
 from flax import struct
 
 from gadjax.nets import PureNet
-from gadjax.train.ema import find_ema
 from gadjax.parallel import DataParallel, jit_init, jit_step, resolve
+from gadjax.train.ema import find_ema
 
 PyTree = Any
 
