@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime
+import fcntl
 import json
 import os
 import pathlib
@@ -17,12 +18,16 @@ def write_results(path: pathlib.Path, new: list[dict], key_fields: tuple[str, ..
     a new row are replaced, all others kept, sorted by key."""
     key = lambda r: tuple(r[k] for k in key_fields)  # noqa: E731
     fresh = {key(r) for r in new}
-    old = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
-    rows = sorted([r for r in old if key(r) not in fresh] + new, key=key)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
-    os.replace(tmp, path)
+    # Several grid processes may share one results file: the lock keeps one writer's
+    # read-modify-write from dropping another's rows.
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        old = [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+        rows = sorted([r for r in old if key(r) not in fresh] + new, key=key)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text("".join(json.dumps(r, sort_keys=True) + "\n" for r in rows))
+        os.replace(tmp, path)
 
 
 def test_subset(n: int, limit: int | None, seed: int = 0):

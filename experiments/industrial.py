@@ -36,11 +36,12 @@ import jax
 import numpy as np
 
 from gadjax import data
-from gadjax.metrics import evaluate, pixel_auroc, roc_auc, threshold_from_normal
+from gadjax.metrics import pixel_auroc, roc_auc, threshold_from_normal
 from gadjax.models import FAnoGAN, GANomaly, SkipGANomaly
 from gadjax.models.ganomaly import GANomalyConfig
 from gadjax.models.skip_ganomaly import SkipGANomalyConfig
 from gadjax.nets import NetSpec
+from gadjax.runs import evaluate_detector
 from gadjax.scores import anomaly_map
 from gadjax.train import GANConfig, RunConfig
 from gadjax.train.encoder import EncoderConfig
@@ -137,12 +138,9 @@ def run_one(ds: data.ImageData, seed: int, model: str, args, out: pathlib.Path, 
     det.fit(split.x_train, split.x_val)  # trains on normals; threshold_ from the normal val images
     t_fit = time.perf_counter() - t0
     t0 = time.perf_counter()
-    details = det.score_details(x_test)
+    res, outputs = evaluate_detector(det, x_test, y_test, masks=masks)  # raw maps: sigma 0
     t_score = time.perf_counter() - t0
-    scores, rec = details["score"], details["reconstruction"]
-    x_float = data.to_float(x_test, "tanh")  # the dcgan nets' range, as Detector._prepare scales
-    maps = np.asarray(anomaly_map(x_float, rec))
-    res = evaluate(y_test, scores, det.threshold_, masks=masks, maps=maps)
+    scores, rec, x_float, maps = (outputs[k] for k in ("score", "reconstruction", "images", "maps"))
     smooth = np.asarray(anomaly_map(x_float, rec, sigma=args.sigma))
     by_defect = {ds.defect_names[d]: roc_auc(np.r_[np.zeros((defect == 0).sum()), np.ones((defect == d).sum())],
                                              np.r_[scores[defect == 0], scores[defect == d]])

@@ -131,7 +131,7 @@ def cmd_score(args) -> int:
     details = detector.score_details(images)
     np.save(args.output, details["score"])
     if args.maps:
-        np.save(args.maps, detector.anomaly_map(images))
+        np.save(args.maps, detector.anomaly_map(images, reconstruction=details["reconstruction"]))
     print(json.dumps({"scored": int(len(images)), "output": args.output, "threshold": detector.threshold_}))
     return 0
 

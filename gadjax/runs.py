@@ -233,20 +233,33 @@ def evaluate_run(out: str | pathlib.Path, limit: int | None = None, sigma: float
     if limit is not None and limit < len(idx):
         idx = np.sort(np.random.default_rng(spec.seed).choice(idx, limit, replace=False))
     x_test, y_test = split.x_test[idx], split.y_test[idx]
-    details = detector.score_details(x_test)
-    scores = details["score"]
     masks = None if split.masks_test is None else split.masks_test[idx]
-    x_float = _scale(detector.value_range, x_test)
-    maps = None if masks is None else np.asarray(anomaly_map(x_float, details["reconstruction"], sigma=sigma))
-    result = evaluate(y_test, scores, detector.threshold_, masks=masks, maps=maps)
+    result, outputs = evaluate_detector(detector, x_test, y_test, masks=masks, sigma=sigma)
     result.update(model=spec.model, dataset=spec.dataset, protocol=split.protocol, normal=split.normal,
                   n_test=int(len(idx)), n_anomalous=int(y_test.sum()), seed=spec.seed)
+    scores = outputs["score"]
     save_roc(out / "roc.png", y_test, scores)
     save_histogram(out / "histogram.png", scores[y_test == 0], scores[y_test == 1], detector.threshold_)
     order = np.r_[np.flatnonzero(y_test == 0)[:4], np.flatnonzero(y_test == 1)[:4]]
-    shown, rec = x_float[order], details["reconstruction"][order]
+    shown, rec = outputs["images"][order], outputs["reconstruction"][order]
     save_triplets(out / "reconstructions.png", shown, rec, np.asarray(anomaly_map(shown, rec)),
                   n=len(order), value_range=detector.value_range, masks=None if masks is None else masks[order])
     (out / "evaluation.json").write_text(json.dumps(result, indent=2))
     np.save(out / "test_scores.npy", scores)
     return result
+
+
+def evaluate_detector(detector, x, y, masks=None, sigma: float = 0.0) -> tuple[dict, dict]:
+    """Score test images ``x`` (N, H, W, C) with labels ``y`` (N,) (1 = anomalous) at the
+    ``threshold_`` the detector fixed from normal data at ``fit``; one scorer pass.
+
+    Returns ``(metrics, outputs)``: ``gadjax.metrics.evaluate``'s dict (plus pixel AUROC
+    when ``masks`` (N, H, W) are given) and the arrays behind it: ``score`` (N,),
+    ``reconstruction``, ``images`` (``x`` in the model's float range) and ``maps``
+    (N, H, W) ``|x - reconstruction|`` smoothed with ``sigma``, or None without masks.
+    """
+    details = detector.score_details(x)
+    images = _scale(detector.value_range, x) if np.asarray(x).dtype == np.uint8 else np.asarray(x, np.float32)
+    maps = None if masks is None else np.asarray(anomaly_map(images, details["reconstruction"], sigma=sigma))
+    metrics = evaluate(y, details["score"], detector.threshold_, masks=masks, maps=maps)
+    return metrics, dict(details, images=images, maps=maps)

@@ -48,6 +48,27 @@ def test_every_detector_fits_scores_and_maps(name):
     assert det.reconstruct(x[:3]).shape == (3,) + x.shape[1:]
 
 
+def test_evaluate_detector_scores_once_and_matches_the_detector():
+    from gadjax.runs import evaluate_detector
+    det = FAnoGAN(TINY, RUN, encoder_steps=2, score_batch_size=8)
+    x = _squares(24)
+    det.fit(x[:16], x_val=x[16:])
+    y = np.r_[np.zeros(12), np.ones(12)].astype(int)
+    masks = np.zeros((24, 16, 16), np.uint8)
+    masks[12:, 4:12, 4:12] = 1
+    calls = []
+    score_details = det.score_details
+    det.score_details = lambda images: calls.append(len(images)) or score_details(images)
+    metrics, outputs = evaluate_detector(det, x, y, masks=masks)
+    assert calls == [24]  # one scorer pass gives scores, reconstructions and maps
+    np.testing.assert_allclose(outputs["score"], det.score_samples(x), rtol=1e-5)
+    np.testing.assert_allclose(outputs["maps"], det.anomaly_map(x, reconstruction=outputs["reconstruction"]))
+    np.testing.assert_allclose(outputs["maps"], det.anomaly_map(x), atol=1e-6)
+    assert metrics["threshold"] == det.threshold_ and 0.0 <= metrics["pixel_auroc"] <= 1.0
+    _, no_masks = evaluate_detector(det, x, y)
+    assert no_masks["maps"] is None
+
+
 def test_threshold_never_sees_test_data():
     det = FAnoGAN(TINY, RUN, encoder_steps=2, score_batch_size=8)
     x = _squares(24)

@@ -122,10 +122,14 @@ class Detector:
     def reconstruct(self, x) -> np.ndarray:
         return self.score_details(x)["reconstruction"]
 
-    def anomaly_map(self, x, sigma: float = 0.0) -> np.ndarray:
-        """Per-pixel |x - reconstruction| (N, H, W), optionally Gaussian-smoothed."""
-        details = self.score_details(x)
-        return np.asarray(anomaly_map(self._prepare(x), details["reconstruction"], sigma=sigma))
+    def anomaly_map(self, x, sigma: float = 0.0, reconstruction=None) -> np.ndarray:
+        """Per-pixel |x - reconstruction| (N, H, W), optionally Gaussian-smoothed.
+
+        ``reconstruction``: ``score_details(x)["reconstruction"]`` when the caller already
+        scored ``x``; it saves a second pass of the scorer (an AnoGAN search, say)."""
+        if reconstruction is None:
+            reconstruction = self.score_details(x)["reconstruction"]
+        return np.asarray(anomaly_map(self._prepare(x), reconstruction, sigma=sigma))
 
 
 class PlayerDetector(Detector):
