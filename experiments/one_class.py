@@ -33,6 +33,7 @@ import numpy as np
 from common import now, write_results
 
 from gadjax.runs import RunSpec, evaluate_run, train_run
+from gadjax.viz import save_value_table
 
 HERE = pathlib.Path(__file__).resolve().parent
 IMAGE_MODELS = ("anogan", "fanogan", "egbad", "alad", "ganomaly", "skip_ganomaly", "cbigan", "dedgan",
@@ -96,19 +97,22 @@ def write_table(out: pathlib.Path) -> str:
         lines += [f"## {dataset}, {protocol}", "",
                   "| model | steps | width | seeds | test images | " + " | ".join(str(c) for c in classes)
                   + " | mean AUROC | mean F1 |", "|---" * (len(classes) + 7) + "|"]
+        grid = {}  # model -> per-class AUROC, for the figure
         for model in dict.fromkeys(r["model"] for r in sorted(rs, key=lambda r: r["model"])):
             m = [r for r in rs if r["model"] == model]
-            if not m:
-                continue
             per = [np.mean([r["auroc"] for r in m if r["normal_class"] == c]) if any(
                 r["normal_class"] == c for r in m) else np.nan for c in classes]
+            grid[model] = per
             cfg = m[0]["config"]
             seeds = sorted({r["seed"] for r in m})
             lines.append(f"| {model} | {cfg['steps']} | {cfg['width']} | {','.join(map(str, seeds))} | "
                          f"{m[0]['n_test']} | "
                          + " | ".join("" if np.isnan(v) else f"{v:.3f}" for v in per)
                          + f" | {np.nanmean(per):.3f} | {np.mean([r['f1'] for r in m]):.3f} |")
-        lines.append("")
+        figure = f"one_class_{dataset}_{protocol}.png"
+        save_value_table(out / figure, list(grid.values()), list(grid), classes,
+                         title=f"AUROC, {dataset}, {protocol} (columns: class)")
+        lines += ["", f"![AUROC per class]({figure})", ""]
     text = "\n".join(lines)
     (out / TABLE).write_text(text)
     return text

@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw, ImageFont
 from gadjax import metrics
 
 __all__ = ["grid_shape", "make_grid", "save_grid", "heat_colormap", "save_roc", "save_histogram",
-           "save_triplets"]
+           "save_triplets", "save_value_table"]
 
 PAD = 2  # pixels between (and around) tiles
 _BLUE, _ORANGE, _RED, _GRAY = (31, 119, 180), (255, 127, 14), (214, 39, 40), (150, 150, 150)
@@ -278,3 +278,42 @@ def save_triplets(path, x, x_rec, maps, n: int = 8, value_range=(-1.0, 1.0), mas
     # make_grid expects floats in a value range: pass uint8 values with (0, 255).
     grid = make_grid(tiles.astype(np.float32), nrow=len(columns), value_range=(0.0, 255.0))
     return _save_png(path, Image.fromarray(grid))
+
+
+def save_value_table(path, values, row_labels: Sequence[str], col_labels: Sequence[str],
+                     value_range: Tuple[float, float] = (0.5, 1.0), title: str = "",
+                     cell: Tuple[int, int] = (46, 20)) -> str:
+    """Draws a (R, C) table of numbers (an AUROC grid: detectors x classes) as coloured cells.
+
+    Each cell shows its value to 3 decimals on the heat colour of the value scaled to
+    ``value_range`` (default: chance 0.5 dark, 1.0 light); NaN cells stay blank.
+    """
+    v = np.asarray(values, np.float64)
+    if v.ndim != 2 or v.shape != (len(row_labels), len(col_labels)):
+        raise ValueError(f"values must be (rows, cols) = ({len(row_labels)}, {len(col_labels)}), got {v.shape}")
+    lo, hi = map(float, value_range)
+    if not hi > lo:
+        raise ValueError(f"value_range must be (low, high) with high > low, got {value_range}.")
+    f, (cw, ch) = _font(), cell
+    left = 12 + 6 * max(len(str(r)) for r in row_labels)
+    top = 24 + (14 if title else 0)
+    width = max(left + cw * v.shape[1] + 8, 6 * len(title) + 16)  # the default font is ~6 px a character
+    img = Image.new("RGB", (width, top + ch * v.shape[0] + 8), "white")
+    d = ImageDraw.Draw(img)
+    if title:
+        d.text((img.width / 2, 10), title, fill=(0, 0, 0), font=f, anchor="mm")
+    for j, name in enumerate(col_labels):
+        d.text((left + (j + 0.5) * cw, top - 8), str(name), fill=(0, 0, 0), font=f, anchor="mm")
+    colours = heat_colormap((v - lo) / (hi - lo))
+    for i, name in enumerate(row_labels):
+        y = top + i * ch
+        d.text((left - 6, y + ch / 2), str(name), fill=(0, 0, 0), font=f, anchor="rm")
+        for j in range(v.shape[1]):
+            if np.isnan(v[i, j]):
+                continue
+            box = (left + j * cw, y, left + (j + 1) * cw - 1, y + ch - 1)
+            rgb = tuple(int(c) for c in colours[i, j])
+            d.rectangle(box, fill=rgb)
+            ink = (0, 0, 0) if sum(rgb) > 380 else (255, 255, 255)  # readable on dark and light cells
+            d.text(((box[0] + box[2]) / 2, (box[1] + box[3]) / 2), f"{v[i, j]:.3f}", fill=ink, font=f, anchor="mm")
+    return _save_png(path, img)

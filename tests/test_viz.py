@@ -119,3 +119,17 @@ def test_save_triplets(tmp_path, c, map_chan):
     np.testing.assert_array_equal(tile[..., 0], masks[0, ..., 0] * 255)
     with pytest.raises(ValueError, match="masks"):
         viz.save_triplets(tmp_path / "bad.png", x, x_rec, maps, masks=masks[:, :5])
+
+
+def test_save_value_table(tmp_path):
+    values = np.array([[0.5, 0.75, 1.0], [0.9, np.nan, 0.6]])
+    img = _open(viz.save_value_table(tmp_path / "t.png", values, ["alad", "ganomaly"], [0, 1, 2],
+                                     title="AUROC", cell=(40, 18)))
+    a = np.asarray(img).astype(int)
+    w, h = img.size
+    left, top = 12 + 6 * len("ganomaly"), h - 8 - 2 * 18
+    corner = lambda i, j: a[top + i * 18 + 2, left + j * 40 + 2]  # noqa: E731 (a cell's background)
+    assert corner(0, 0).sum() < corner(0, 1).sum() < corner(0, 2).sum()  # chance dark -> 1.0 bright
+    assert corner(1, 1).tolist() == [255, 255, 255]  # NaN left blank
+    with pytest.raises(ValueError, match="rows, cols"):
+        viz.save_value_table(tmp_path / "bad.png", values, ["a"], [0, 1, 2])
