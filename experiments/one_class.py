@@ -9,7 +9,9 @@
 
 Each (model, dataset, protocol, class, seed) is one ``gadjax train`` run directory under
 ``--runs`` (``gadjax.runs.train_run`` + ``evaluate_run``): checkpointed, so an interrupted
-grid resumes where it stopped, and a finished run is not trained again.
+grid resumes where it stopped, and a finished run is not trained again.  AnoGAN and
+f-AnoGAN share one GAN per cell (``gadjax.runs.reuse_gan``): the same spec and seed would
+train the same weights twice, and one GAN makes the two scorers directly comparable.
 
 Protocols (``gadjax.data.PROTOCOLS``):
   * **one-normal**: class c is normal, the nine others anomalous (Schlegl et al., Berg
@@ -32,13 +34,14 @@ import time
 import numpy as np
 from common import now, write_results
 
-from gadjax.runs import RunSpec, evaluate_run, train_run
+from gadjax.runs import RunSpec, evaluate_run, reuse_gan, train_run
 from gadjax.viz import save_value_table
 
 HERE = pathlib.Path(__file__).resolve().parent
 IMAGE_MODELS = ("anogan", "fanogan", "egbad", "alad", "ganomaly", "skip_ganomaly", "cbigan", "dedgan",
                 "joint_encoder", "ensemble")
 RESULTS, TABLE = "one_class.jsonl", "one_class.md"
+SAME_GAN = ("anogan", "fanogan")
 KEYS = ("dataset", "protocol", "model", "normal_class", "seed")
 
 
@@ -70,6 +73,9 @@ def run_one(model, dataset, protocol, cls, seed, args) -> dict:
     name = f"ensemble_{args.ensemble_base}" if model == "ensemble" else model
     out = pathlib.Path(args.runs) / dataset / protocol / name / f"class{cls}_seed{seed}"
     t0 = time.perf_counter()
+    if model in SAME_GAN:  # AnoGAN and f-AnoGAN score one GAN: train it once per cell
+        for other in set(SAME_GAN) - {model}:
+            reuse_gan(out.parent.parent / other / out.name, out, spec)
     detector = train_run(spec, out)  # resumes / skips the training of a finished run
     train_s = time.perf_counter() - t0
     result = evaluate_run(out, limit=args.test_limit, detector=detector)

@@ -207,6 +207,43 @@ def train_run(spec: RunSpec, out: str | pathlib.Path, log=None):
     return detector.fit(split.x_train, split.x_val, gan=(trainer, gan_state))
 
 
+# RunSpec fields that shape a detector's own parts, not the GAN it is built on.
+DETECTOR_ONLY = ("model", "encoder_steps", "encoder_strategy", "kappa", "search_steps", "options", "base",
+                 "members", "log_every", "sample_every", "checkpoint_every", "progress")
+
+
+def reuse_gan(src: str | pathlib.Path, out: str | pathlib.Path, spec: RunSpec) -> bool:
+    """Start the GAN-based detector run ``out`` from run ``src``'s finished GAN.
+
+    AnoGAN, f-AnoGAN and the joint encoder all start from the same WGAN; when ``src``
+    trained that GAN with the same data, nets, objective, seed and steps, training it
+    again would give the same weights, so its ``gan/`` directory is copied instead (the
+    fair way to time or compare the scorers on one GAN).  Returns True when copied;
+    False (nothing done) when ``out`` already has a GAN or ``src`` is no match.
+    """
+    import shutil
+
+    src, out = pathlib.Path(src), pathlib.Path(out)
+    if (out / "gan").exists() or not (src / "config.json").exists() or spec.model not in DETECTORS:
+        return False
+    if not issubclass(DETECTORS[spec.model], GANDetector):
+        return False
+    theirs, ours = dataclasses.asdict(load_spec(src)), dataclasses.asdict(spec)
+    if theirs["model"] not in DETECTORS or not issubclass(DETECTORS[theirs["model"]], GANDetector):
+        return False
+    if any(theirs[k] != ours[k] for k in ours if k not in DETECTOR_ONLY):
+        return False
+    checkpoints = src / "gan" / "checkpoints"
+    if not checkpoints.is_dir() or Checkpointer(checkpoints).latest_step() != spec.steps:
+        return False
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / ".gan_copy"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src / "gan", tmp)
+    tmp.rename(out / "gan")  # atomic: a killed copy leaves only .gan_copy, redone next time
+    return True
+
+
 def evaluate_run(out: str | pathlib.Path, limit: int | None = None, sigma: float = 0.0, detector=None) -> dict:
     """Score the test split of a finished detector run; threshold from normal val data.
 

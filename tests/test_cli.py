@@ -128,3 +128,24 @@ def test_unset_net_options_follow_each_detectors_paper_nets():
     assert (chosen.z_dim, chosen.critic_norm) == (16, "layer")  # explicit options win
     fanogan = RunSpec(model="fanogan").gan_config((28, 28, 1)).nets  # GAN-based: the WGAN-GP practice
     assert (fanogan.family, fanogan.z_dim, fanogan.critic_norm) == ("thesis", 128, "layer")
+
+
+def test_fanogan_run_reuses_the_anogan_runs_gan(shared_data, tmp_path):
+    """reuse_gan: f-AnoGAN starts from AnoGAN's finished GAN when both would train the same one."""
+    import dataclasses
+
+    from gadjax.runs import RunSpec, reuse_gan, train_run
+    anogan = RunSpec(model="anogan", dataset="mnist", data_dir=str(shared_data), normal_class=3, net="dcgan",
+                     width=4, z_dim=8, batch_size=16, n_critic=1, steps=2, search_steps=2, progress=False,
+                     sample_every=10**9, log_every=1, checkpoint_every=2)
+    train_run(anogan, tmp_path / "anogan")
+    fanogan = dataclasses.replace(anogan, model="fanogan", encoder_steps=2, search_steps=500)
+    assert not reuse_gan(tmp_path / "anogan", tmp_path / "other", dataclasses.replace(fanogan, width=8))
+    assert not reuse_gan(tmp_path / "anogan", tmp_path / "other", dataclasses.replace(fanogan, seed=1))
+    assert not (tmp_path / "other").exists()
+    assert reuse_gan(tmp_path / "anogan", tmp_path / "fanogan", fanogan)
+    metrics = (tmp_path / "fanogan" / "gan" / "metrics.jsonl").read_text()
+    train_run(fanogan, tmp_path / "fanogan")
+    assert (tmp_path / "fanogan" / "gan" / "metrics.jsonl").read_text() == metrics  # the GAN was not retrained
+    assert (tmp_path / "fanogan" / "encoder").exists()
+    assert not reuse_gan(tmp_path / "anogan", tmp_path / "fanogan", fanogan)  # has a GAN already
