@@ -82,7 +82,8 @@ def run_one(model, dataset, protocol, cls, seed, args) -> dict:
     keep = ("auroc", "auprc", "precision", "recall", "f1", "threshold", "n_test", "n_anomalous")
     return {"dataset": dataset, "protocol": protocol, "model": name, "normal_class": cls, "seed": seed,
             "anomalous": "all other classes" if protocol == "one-normal" else f"class {cls}",
-            **{k: result[k] for k in keep}, "config": dataclasses.asdict(spec), "run_dir": str(out),
+            **{k: result[k] for k in keep}, **{k: v for k, v in result.items() if k.startswith("auroc_")},
+            "config": dataclasses.asdict(spec), "run_dir": str(out),
             "train_and_eval_s": round(time.perf_counter() - t0, 1), "train_s": round(train_s, 1),
             "test_limit": args.test_limit, "finished": now()}
 

@@ -17,7 +17,7 @@ import jax
 import numpy as np
 
 from gadjax import data
-from gadjax.metrics import evaluate
+from gadjax.metrics import evaluate, roc_auc
 from gadjax.losses import GAN_LOSSES
 from gadjax.models import DETECTORS, GANDetector
 from gadjax.nets import NetSpec
@@ -291,7 +291,9 @@ def evaluate_detector(detector, x, y, masks=None, sigma: float = 0.0) -> tuple[d
     ``threshold_`` the detector fixed from normal data at ``fit``; one scorer pass.
 
     Returns ``(metrics, outputs)``: ``gadjax.metrics.evaluate``'s dict (plus pixel AUROC
-    when ``masks`` (N, H, W) are given) and the arrays behind it: ``score`` (N,),
+    when ``masks`` (N, H, W) are given, and ``auroc_<term>`` for each per-image score term
+    the detector reports beside ``score``, e.g. f-AnoGAN's ``image`` and ``feature``
+    residuals) and the arrays behind it: ``score`` (N,),
     ``reconstruction``, ``images`` (``x`` in the model's float range) and ``maps``
     (N, H, W) ``|x - reconstruction|`` smoothed with ``sigma``, or None without masks.
     """
@@ -299,4 +301,7 @@ def evaluate_detector(detector, x, y, masks=None, sigma: float = 0.0) -> tuple[d
     images = _scale(detector.value_range, x) if np.asarray(x).dtype == np.uint8 else np.asarray(x, np.float32)
     maps = None if masks is None else np.asarray(anomaly_map(images, details["reconstruction"], sigma=sigma))
     metrics = evaluate(y, details["score"], detector.threshold_, masks=masks, maps=maps)
+    n = len(details["score"])
+    metrics.update({f"auroc_{k}": roc_auc(y, v) for k, v in details.items()
+                    if k != "score" and np.shape(v) == (n,) and np.isfinite(v).all()})
     return metrics, dict(details, images=images, maps=maps)

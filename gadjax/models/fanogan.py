@@ -15,7 +15,7 @@ import jax
 
 from gadjax.models.base import GANDetector
 from gadjax.nets import PureNet
-from gadjax.scores import fanogan_score
+from gadjax.scores import fanogan_score, feature_residual, mse_residual
 from gadjax.train import GANConfig, RunConfig, train_loop
 from gadjax.train.encoder import EncoderConfig, EncoderTrainer
 
@@ -29,13 +29,17 @@ def fanogan_scores(generator: PureNet, critic: PureNet, encoder: PureNet, g_para
       x: (B, H, W, C) images in the generator's output range.
       kappa: weight of the critic-feature residual.
     Returns:
-      {'score': (B,), 'z': (B, z_dim), 'reconstruction': (B, H, W, C)}.
+      {'score': (B,), 'image': (B,), 'feature': (B,), 'z': (B, z_dim),
+       'reconstruction': (B, H, W, C)}; score = image + kappa * feature
+      (``gadjax.scores.fanogan_score``; XLA computes the shared terms once), the
+      terms kept so each can be judged alone.
     """
     z = encoder(e_params, e_stats, x)
     x_rec = generator(g_params, g_stats, z)
     _, f_real = critic(d_params, d_stats, x)
     _, f_rec = critic(d_params, d_stats, x_rec)
-    return {"score": fanogan_score(x, x_rec, f_real, f_rec, kappa), "z": z, "reconstruction": x_rec}
+    return {"score": fanogan_score(x, x_rec, f_real, f_rec, kappa), "image": mse_residual(x, x_rec),
+            "feature": feature_residual(f_real, f_rec), "z": z, "reconstruction": x_rec}
 
 
 class FAnoGAN(GANDetector):

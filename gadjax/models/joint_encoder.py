@@ -21,7 +21,7 @@ import jax.numpy as jnp
 
 from gadjax.models.base import PlayerDetector
 from gadjax.nets import PureNet, build_nets
-from gadjax.scores import berg_score
+from gadjax.scores import berg_score, normalised_residual, origin_distance
 from gadjax.train import GANConfig, GANTrainer, Player, RunConfig
 
 NAME = "joint_encoder"
@@ -64,11 +64,15 @@ def joint_encoder_scores(generator: PureNet, encoder: PureNet, g_params, g_stats
                          x: jax.Array, lam: float = 0.05) -> dict:
     """Berg et al. scores of a batch x (B, H, W, C), networks in inference mode.
 
-    Returns {'score': (B,), 'z': (B, z_dim), 'reconstruction': (B, H, W, C)}.
+    Returns {'score': (B,), 'residual': (B,), 'origin': (B,), 'z': (B, z_dim),
+    'reconstruction': (B, H, W, C)}: score = lam * residual + (1 - lam) * origin
+    (``gadjax.scores.berg_score``), the normalised residual and origin distance kept so
+    each can be judged alone.
     """
     z = encoder(e_params, e_stats, x)
     x_rec = generator(g_params, g_stats, z)
-    return {"score": berg_score(x, x_rec, z, lam), "z": z, "reconstruction": x_rec}
+    return {"score": berg_score(x, x_rec, z, lam), "residual": normalised_residual(x, x_rec),
+            "origin": origin_distance(z), "z": z, "reconstruction": x_rec}
 
 
 class JointEncoder(PlayerDetector):
