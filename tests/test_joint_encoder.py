@@ -50,6 +50,9 @@ def test_score_is_berg_score_and_detector_works():
     out = joint_encoder_scores(t.generator, t.encoder, s.params["generator"], s.stats["generator"],
                                s.params["encoder"], s.stats["encoder"], xf, 0.3)
     np.testing.assert_allclose(out["score"], scores[:8], rtol=1e-5)
+    # The two terms are reported so each can be judged alone.
+    np.testing.assert_allclose(0.3 * out["residual"] + 0.7 * out["origin"], out["score"], rtol=1e-5)
+    np.testing.assert_allclose(out["origin"], np.linalg.norm(np.asarray(z), axis=-1), rtol=1e-5)
     assert det.anomaly_map(x[:3]).shape == (3, 16, 16)
 
 

@@ -65,6 +65,10 @@ def test_evaluate_detector_scores_once_and_matches_the_detector():
     np.testing.assert_allclose(outputs["maps"], det.anomaly_map(x, reconstruction=outputs["reconstruction"]))
     np.testing.assert_allclose(outputs["maps"], det.anomaly_map(x), atol=1e-6)
     assert metrics["threshold"] == det.threshold_ and 0.0 <= metrics["pixel_auroc"] <= 1.0
+    # f-AnoGAN's two terms are reported and judged alone; together they are the score.
+    np.testing.assert_allclose(outputs["image"] + det.encoder_config.kappa * outputs["feature"], outputs["score"],
+                               rtol=1e-5)
+    assert metrics["auroc_image"] == roc_auc(y, outputs["image"]) and "auroc_z" not in metrics
     _, no_masks = evaluate_detector(det, x, y)
     assert no_masks["maps"] is None
 
