@@ -19,9 +19,8 @@ keys already there are kept, same keys replaced).
 from __future__ import annotations
 
 import argparse
-import os
+import itertools
 import pathlib
-import platform
 import sys
 import time
 
@@ -34,13 +33,11 @@ from gadjax.models import map_batches
 from gadjax.models.alad import SCORES, ALAD, ALADConfig, alad_scores
 from gadjax.nets import NetSpec
 from gadjax.train import RunConfig
-from common import now as _now, test_subset, write_results  # noqa: E402
-
-def _write_results(path, new):
-    write_results(path, new, ('digit', 'seed', 'score'))
-
+from common import (RESULTS_DIR, REPO_CACHE, add_cache_arg, enable_compile_cache, metrics_summary, now, run_grid,
+                    run_info, test_subset)
 
 RESULTS = "alad_mnist.jsonl"
+KEYS = ("digit", "seed", "score")
 PROTOCOL = "one-normal"
 
 
@@ -56,9 +53,8 @@ def parse_args(argv=None):
     ap.add_argument("--ema-decay", type=float, default=0.999, help="EMA of weights used for scoring (authors: 0.999)")
     ap.add_argument("--test-limit", type=int, default=1000, help="seeded random test subset size (0 = all 10,000)")
     ap.add_argument("--test-seed", type=int, default=0)
-    ap.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parent / "results"))
-    ap.add_argument("--cache", default=str(pathlib.Path(__file__).resolve().parents[1] / ".jax_cache"),
-                    help="persistent XLA compilation cache ('' disables)")
+    ap.add_argument("--out", default=str(RESULTS_DIR))
+    add_cache_arg(ap, default=REPO_CACHE)
     return ap.parse_args(argv)
 
 
@@ -80,7 +76,7 @@ def run_one(mnist, digit: int, seed: int, args, test_idx: np.ndarray) -> list[di
     nets = NetSpec("dcgan", tuple(split.x_train.shape[1:]), args.z_dim, args.width, critic_norm="batch")
     config = ALADConfig(learning_rate=args.lr, ema_decay=args.ema_decay)
     run = RunConfig(steps=args.steps, batch_size=args.batch_size, seed=seed, progress=False)
-    print(f"[{_now()}] digit {digit} seed {seed}: {len(split.x_train)} train / {len(split.x_val)} val normals, "
+    print(f"[{now()}] digit {digit} seed {seed}: {len(split.x_train)} train / {len(split.x_val)} val normals, "
           f"{len(x_test)} test ({int(y_test.sum())} anomalous)", file=sys.stderr, flush=True)
     det = ALAD(nets, run, config=config)
     t0 = time.perf_counter()
@@ -96,8 +92,7 @@ def run_one(mnist, digit: int, seed: int, args, test_idx: np.ndarray) -> list[di
                                dropout=config.dropout, spectral_norm=config.spectral_norm,
                                latent_cycle=config.latent_cycle, ema_decay=args.ema_decay,
                                test_limit=args.test_limit, test_seed=args.test_seed),
-                  fit_s=round(t_fit, 2), jax_version=jax.__version__, backend=jax.default_backend(),
-                  machine=f"{platform.machine()} {os.cpu_count()} cpus")
+                  fit_s=round(t_fit, 2))
     rows = []
     for variant in SCORES + ("features@last",):
         t0 = time.perf_counter()
@@ -109,25 +104,20 @@ def run_one(mnist, digit: int, seed: int, args, test_idx: np.ndarray) -> list[di
         t_score = time.perf_counter() - t0
         res = evaluate(y_test, scores, threshold_from_normal(val, 95.0))
         rows.append(dict(common, score=variant, **{k: float(v) for k, v in res.items()},
-                         score_s=round(t_score, 2), finished=_now()))
-        print(f"  {variant:>14}: AUROC {res['auroc']:.4f} AUPRC {res['auprc']:.4f} F1 {res['f1']:.4f}",
-              file=sys.stderr, flush=True)
+                         score_s=round(t_score, 2), **run_info()))
+        print(f"  {variant:>14}: {metrics_summary(res)}", file=sys.stderr, flush=True)
     print(f"  fit (train + val threshold) {t_fit:.0f}s", file=sys.stderr, flush=True)
     return rows
 
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.cache:
-        jax.config.update("jax_compilation_cache_dir", args.cache)
+    enable_compile_cache(args.cache_dir)
     out = pathlib.Path(args.out)
     mnist = data.mnist()
     test_idx = test_subset(len(mnist.x_test), args.test_limit, args.test_seed)
-    t0 = time.perf_counter()
-    for seed in args.seeds:
-        for digit in args.digits:
-            _write_results(out / RESULTS, run_one(mnist, digit, seed, args, test_idx))
-    print(f"done in {time.perf_counter() - t0:.0f}s -> {out / RESULTS}", file=sys.stderr)
+    run_grid(out / RESULTS, KEYS, itertools.product(args.seeds, args.digits),
+             lambda seed, digit: run_one(mnist, digit, seed, args, test_idx))
 
 
 if __name__ == "__main__":

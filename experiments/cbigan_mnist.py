@@ -14,7 +14,17 @@ import pathlib
 import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
-from egbad_mnist import main  # noqa: E402  (shared protocol and bookkeeping)
+import egbad_mnist  # noqa: E402  (shared protocol and bookkeeping)
+
+
+def parse_args(argv=None):
+    """egbad_mnist's flags plus CBiGAN's (--image-consistency, --latent-consistency, --discriminator)."""
+    return egbad_mnist.parse_args(argv, model="cbigan")
+
+
+def main(argv=None):
+    egbad_mnist.main(argv, model="cbigan")
+
 
 if __name__ == "__main__":
-    main(model="cbigan")
+    main()

@@ -21,12 +21,12 @@ origin distance.
 from __future__ import annotations
 
 import argparse
-import json
+import itertools
 import pathlib
 import time
 
 import numpy as np
-from common import now, test_subset, write_results
+from common import RESULTS_DIR, load_rows, run_info, save_markdown, test_subset, write_results
 
 from gadjax import data
 from gadjax.metrics import evaluate, roc_auc
@@ -52,7 +52,7 @@ def parse_args(argv=None):
     ap.add_argument("--lr", type=float, default=5e-4)
     ap.add_argument("--lam", type=float, default=0.05, help="joint encoder: weight of the normalised residual")
     ap.add_argument("--test-limit", type=int, default=1000)
-    ap.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parent / "results"))
+    ap.add_argument("--out", default=str(RESULTS_DIR))
     ap.add_argument("--table", action="store_true")
     return ap.parse_args(argv)
 
@@ -87,12 +87,12 @@ def run_one(model, digit, seed, gamma, mnist, test_idx, args) -> dict:
                 n_test_anomalous=int(y_test.sum()), steps=args.steps,
                 encoder_steps=args.encoder_steps if model == "fanogan" else args.steps,
                 width=args.width, lr=args.lr, lam=args.lam if model == "joint_encoder" else None,
-                fit_s=round(fit_s, 1), finished=now(),
+                fit_s=round(fit_s, 1), **run_info(),
                 **{k: round(float(v), 4) for k, v in {**result, **extra}.items()})
 
 
 def write_table(out: pathlib.Path) -> str:
-    rows = [json.loads(line) for line in (out / RESULTS).read_text().splitlines() if line.strip()]
+    rows = load_rows(out / RESULTS)
     lines = ["# Contaminated training data: f-AnoGAN vs joint encoder (MNIST, one-normal)", "",
              "Script and protocol: `experiments/contamination.py` (docstring). Threshold: 95th percentile of "
              "clean normal validation scores; test: seeded 1,000-image MNIST test subset. gamma = fraction of "
@@ -118,10 +118,8 @@ def write_table(out: pathlib.Path) -> str:
                     lines.append(f"| {gamma:.2f} | {model} | {steps} | {np.mean([r['auroc'] for r in m]):.3f} | "
                                  f"{np.mean(res):.3f} | {len(m)} |" if res else
                                  f"| {gamma:.2f} | {model} | {steps} | {np.mean([r['auroc'] for r in m]):.3f} | | {len(m)} |")
-    lines += ["", "Reading: see the follow-up section of `joint_encoder.md` and `experiments/README.md`."]
-    text = "\n".join(lines) + "\n"
-    (out / TABLE).write_text(text)
-    return text
+    lines += ["", "Reading: see the follow-up section of `joint_encoder.md` and `experiments/README.md`.", ""]
+    return save_markdown(out / TABLE, lines)
 
 
 def main(argv=None) -> None:
@@ -130,13 +128,10 @@ def main(argv=None) -> None:
     if not args.table:
         mnist = data.load("mnist")
         test_idx = test_subset(len(mnist.x_test), args.test_limit, 0)
-        for seed in args.seeds:
-            for digit in args.digits:
-                for gamma in args.gammas:
-                    for model in args.models:
-                        row = run_one(model, digit, seed, gamma, mnist, test_idx, args)
-                        print(row, flush=True)
-                        write_results(out / RESULTS, [row], KEYS)
+        for seed, digit, gamma, model in itertools.product(args.seeds, args.digits, args.gammas, args.models):
+            row = run_one(model, digit, seed, gamma, mnist, test_idx, args)
+            print(row, flush=True)
+            write_results(out / RESULTS, [row], KEYS)  # after every run: an interrupted grid keeps its rows
     print(write_table(out))
 
 

@@ -19,9 +19,8 @@ diagnostic.  Output: one JSON line per (protocol, digit, seed) in
 from __future__ import annotations
 
 import argparse
-import os
+import itertools
 import pathlib
-import platform
 import sys
 import time
 
@@ -33,13 +32,10 @@ from gadjax.metrics import evaluate, roc_auc
 from gadjax.models.dedgan import DEDGAN, DEDGANConfig
 from gadjax.nets import NetSpec
 from gadjax.train import RunConfig
-from common import now as _now, test_subset, write_results  # noqa: E402
-
-def _write_results(path, new):
-    write_results(path, new, ('protocol', 'digit', 'seed'))
-
+from common import RESULTS_DIR, metrics_summary, run_grid, run_info, test_subset
 
 RESULTS = "dedgan_mnist.jsonl"
+KEYS = ("protocol", "digit", "seed")
 
 
 def parse_args(argv=None):
@@ -59,7 +55,7 @@ def parse_args(argv=None):
     ap.add_argument("--test-limit", type=int, default=2000,
                     help="score a seeded random subset of this many test images (0 = all 10,000)")
     ap.add_argument("--test-seed", type=int, default=0)
-    ap.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parent / "results"))
+    ap.add_argument("--out", default=str(RESULTS_DIR))
     return ap.parse_args(argv)
 
 
@@ -93,10 +89,9 @@ def run_one(mnist, digit: int, seed: int, args, test_idx: np.ndarray, log=sys.st
                             steps=args.steps, batch_size=args.batch_size, lr=args.lr, w_adv=args.w_adv,
                             w_rec=args.w_rec, w_lat=args.w_lat, adversarial=args.adversarial, score="mean (z1-z2)^2",
                             val_fraction=0.1, test_limit=args.test_limit, test_seed=args.test_seed),
-               jax_version=jax.__version__, backend=jax.default_backend(),
-               machine=f"{platform.machine()} {os.cpu_count()} cpus", finished=_now())
-    print(f"  {args.protocol} digit {digit} seed {seed}: AUROC {res['auroc']:.4f} AUPRC {res['auprc']:.4f} "
-          f"F1 {res['f1']:.4f} (recon-L1 AUROC {row['auroc_reconstruction_l1']:.4f}); fit {t_fit:.0f}s, "
+               **run_info())
+    print(f"  {args.protocol} digit {digit} seed {seed}: {metrics_summary(res)} "
+          f"(recon-L1 AUROC {row['auroc_reconstruction_l1']:.4f}); fit {t_fit:.0f}s, "
           f"test {row['test_ms_per_image']:.2f} ms/image", file=log, flush=True)
     return row
 
@@ -108,11 +103,8 @@ def main(argv=None):
     test_idx = test_subset(len(mnist.x_test), args.test_limit, args.test_seed)
     print(f"DED-GAN, MNIST {args.protocol}, digits {args.digits}, seeds {args.seeds}, {len(test_idx)} test images, "
           f"{jax.default_backend()}", file=sys.stderr, flush=True)
-    t0 = time.perf_counter()
-    for seed in args.seeds:
-        for digit in args.digits:
-            _write_results(out / RESULTS, [run_one(mnist, digit, seed, args, test_idx)])
-    print(f"done in {time.perf_counter() - t0:.0f}s -> {out / RESULTS}", file=sys.stderr)
+    run_grid(out / RESULTS, KEYS, itertools.product(args.seeds, args.digits),
+             lambda seed, digit: run_one(mnist, digit, seed, args, test_idx))
 
 
 if __name__ == "__main__":

@@ -22,13 +22,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import os
+import itertools
 import pathlib
-import platform
 import sys
 import time
 
-import jax
 import numpy as np
 
 from gadjax import data
@@ -37,12 +35,10 @@ from gadjax.models.bigan import SCORE_METHODS, EGBAD, BiGANConfig
 from gadjax.models.cbigan import CBiGAN, CBiGANConfig
 from gadjax.nets import NetSpec
 from gadjax.train import RunConfig
-from common import now as _now, test_subset, write_results  # noqa: E402
+from common import (RESULTS_DIR, REPO_CACHE, add_cache_arg, enable_compile_cache, metrics_summary, now, run_grid,
+                    run_info, test_subset)
 
-def _write_results(path, new):
-    write_results(path, new, ('digit', 'seed', 'score'))
-
-
+KEYS = ("digit", "seed", "score")
 PROTOCOL = "one-anomalous"
 MODELS = {"egbad": (EGBAD, BiGANConfig), "cbigan": (CBiGAN, CBiGANConfig)}
 
@@ -65,10 +61,9 @@ def parse_args(argv=None, model: str = "egbad"):
     ap.add_argument("--test-limit", type=int, default=2000, help="seeded random test subset size (0 = all 10,000)")
     ap.add_argument("--test-seed", type=int, default=0)
     ap.add_argument("--ema-decay", type=float, default=0.999, help="weight EMA used for scoring (<= 0: none)")
-    ap.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parent / "results"))
+    ap.add_argument("--out", default=str(RESULTS_DIR))
     ap.add_argument("--tag", default="", help="suffix of the results file: <model>_mnist<tag>.jsonl")
-    ap.add_argument("--cache", default=str(pathlib.Path(__file__).resolve().parents[1] / ".jax_cache"),
-                    help="persistent XLA compilation cache ('' disables)")
+    add_cache_arg(ap, default=REPO_CACHE)
     return ap.parse_args(argv)
 
 
@@ -85,7 +80,7 @@ def run_one(mnist, model: str, digit: int, seed: int, args, test_idx: np.ndarray
     # EGBAD's MNIST networks: BatchNorm in encoder and discriminator, N(0, I) prior.
     nets = NetSpec("dcgan", tuple(split.x_train.shape[1:]), args.z_dim, args.width, critic_norm="batch")
     run = RunConfig(steps=args.steps, batch_size=args.batch_size, seed=seed, progress=False)
-    print(f"[{_now()}] {model} anomalous digit {digit} seed {seed}: {len(split.x_train)} train / {len(x_val)} val "
+    print(f"[{now()}] {model} anomalous digit {digit} seed {seed}: {len(split.x_train)} train / {len(x_val)} val "
           f"normals, {len(x_test)} test ({int(y_test.sum())} anomalous)", file=sys.stderr, flush=True)
     det = detector_cls(nets, run, bigan=config, alpha=args.alpha)
     t0 = time.perf_counter()
@@ -100,8 +95,7 @@ def run_one(mnist, model: str, digit: int, seed: int, args, test_idx: np.ndarray
                                generator_norm="batch", steps=args.steps, batch_size=args.batch_size,
                                alpha=args.alpha, val_limit=args.val_limit, test_limit=args.test_limit,
                                test_seed=args.test_seed, **dataclasses.asdict(config)),
-                  fit_s=round(t_fit, 2), jax_version=jax.__version__, backend=jax.default_backend(),
-                  machine=f"{platform.machine()} {os.cpu_count()} cpus")
+                  fit_s=round(t_fit, 2))
     rows = []
     for method, alpha in [(m, args.alpha) for m in SCORE_METHODS] + [("feature-matching", 1.0)]:
         name = method if alpha == args.alpha else "reconstruction"
@@ -111,25 +105,20 @@ def run_one(mnist, model: str, digit: int, seed: int, args, test_idx: np.ndarray
         t_score = time.perf_counter() - t0
         res = evaluate(y_test, scores, threshold_from_normal(det.score_samples(x_val), det.threshold_percentile))
         rows.append(dict(common, score=name, **{k: float(v) for k, v in res.items()}, test_score_s=round(t_score, 2),
-                         test_ms_per_image=round(1000 * t_score / len(x_test), 3), finished=_now()))
-        print(f"  {name:>16}: AUROC {res['auroc']:.4f} AUPRC {res['auprc']:.4f} F1 {res['f1']:.4f}",
-              file=sys.stderr, flush=True)
+                         test_ms_per_image=round(1000 * t_score / len(x_test), 3), **run_info()))
+        print(f"  {name:>16}: {metrics_summary(res)}", file=sys.stderr, flush=True)
     print(f"  fit (train + val threshold) {t_fit:.0f}s", file=sys.stderr, flush=True)
     return rows
 
 
 def main(argv=None, model: str = "egbad"):
     args = parse_args(argv, model)
-    if args.cache:
-        jax.config.update("jax_compilation_cache_dir", args.cache)
-    out = pathlib.Path(args.out)
+    enable_compile_cache(args.cache_dir)
     mnist = data.mnist()
     test_idx = test_subset(len(mnist.x_test), args.test_limit, args.test_seed)
-    t0 = time.perf_counter()
-    for seed in args.seeds:
-        for digit in args.digits:
-            _write_results(out / f"{model}_mnist{args.tag}.jsonl", run_one(mnist, model, digit, seed, args, test_idx))
-    print(f"done in {time.perf_counter() - t0:.0f}s -> {out / f'{model}_mnist{args.tag}.jsonl'}", file=sys.stderr)
+    path = pathlib.Path(args.out) / f"{model}_mnist{args.tag}.jsonl"
+    run_grid(path, KEYS, itertools.product(args.seeds, args.digits),
+             lambda seed, digit: run_one(mnist, model, digit, seed, args, test_idx))
 
 
 if __name__ == "__main__":

@@ -18,30 +18,24 @@ other keys already there are kept, the same keys replaced).
 from __future__ import annotations
 
 import argparse
-import os
+import itertools
 import pathlib
-import platform
-import subprocess
 import sys
 import time
 
 import jax
 import numpy as np
 
-import gadjax
 from gadjax import data
 from gadjax.metrics import evaluate, roc_auc
 from gadjax.models.ganomaly import GANomaly, GANomalyConfig
 from gadjax.models.skip_ganomaly import SkipGANomaly, SkipGANomalyConfig
 from gadjax.nets import NetSpec
 from gadjax.train import RunConfig
-from common import now as _now, test_subset, write_results  # noqa: E402
-
-def _write_results(path, new):
-    write_results(path, new, ('digit', 'seed', 'model'))
-
+from common import RESULTS_DIR, add_cache_arg, enable_compile_cache, metrics_summary, run_grid, run_info, test_subset
 
 RESULTS = "ganomaly_mnist.jsonl"
+KEYS = ("digit", "seed", "model")
 PROTOCOL = "one-anomalous"
 
 
@@ -60,17 +54,9 @@ def parse_args(argv=None):
     ap.add_argument("--val-limit", type=int, default=1000, help="normal validation images for the threshold")
     ap.add_argument("--test-limit", type=int, default=2000, help="seeded test subset (0 = all 10,000)")
     ap.add_argument("--test-seed", type=int, default=0)
-    ap.add_argument("--cache-dir", default=None, help="persistent JAX compilation cache (reused across digits)")
-    ap.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parent / "results"))
+    add_cache_arg(ap)
+    ap.add_argument("--out", default=str(RESULTS_DIR))
     return ap.parse_args(argv)
-
-
-def _commit() -> str | None:
-    try:  # read-only
-        return subprocess.run(["git", "-C", str(pathlib.Path(gadjax.__file__).parent), "rev-parse", "HEAD"],
-                              capture_output=True, text=True, check=True).stdout.strip() or None
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def make_detector(model: str, args, run: RunConfig):
@@ -111,31 +97,23 @@ def run_one(mnist, digit: int, seed: int, model: str, args, test_idx: np.ndarray
                             val_limit=args.val_limit, test_limit=args.test_limit, test_seed=args.test_seed,
                             **{k: v for k, v in vars(config).items()}),
                fit_s=round(t_fit, 2), test_score_s=round(t_score, 2),
-               test_ms_per_image=round(1000 * t_score / len(x_test), 3), gadjax_commit=_commit(),
-               jax_version=jax.__version__, backend=jax.default_backend(),
-               machine=f"{platform.machine()} {os.cpu_count()} cpus", finished=_now())
-    print(f"  {model} digit {digit} seed {seed}: AUROC {res['auroc']:.4f} AUPRC {res['auprc']:.4f} "
-          f"F1 {res['f1']:.4f} (L1-residual AUROC {row['auroc_reconstruction_l1']:.4f}; fit {t_fit:.0f}s, "
-          f"test {t_score:.1f}s)", file=log, flush=True)
+               test_ms_per_image=round(1000 * t_score / len(x_test), 3), **run_info())
+    print(f"  {model} digit {digit} seed {seed}: {metrics_summary(res)} "
+          f"(L1-residual AUROC {row['auroc_reconstruction_l1']:.4f}; fit {t_fit:.0f}s, test {t_score:.1f}s)",
+          file=log, flush=True)
     return row
 
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.cache_dir:
-        jax.config.update("jax_compilation_cache_dir", args.cache_dir)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    enable_compile_cache(args.cache_dir)
     out = pathlib.Path(args.out)
     mnist = data.mnist()
     test_idx = test_subset(len(mnist.x_test), args.test_limit, args.test_seed)
     print(f"GANomaly experiment: MNIST {PROTOCOL}, models {args.models}, digits {args.digits}, seeds {args.seeds}, "
           f"{len(test_idx)} test images, {jax.default_backend()}", file=sys.stderr, flush=True)
-    t0 = time.perf_counter()
-    for seed in args.seeds:
-        for digit in args.digits:
-            for model in args.models:
-                _write_results(out / RESULTS, [run_one(mnist, digit, seed, model, args, test_idx)])
-    print(f"done in {time.perf_counter() - t0:.0f}s -> {out / RESULTS}", file=sys.stderr)
+    run_grid(out / RESULTS, KEYS, itertools.product(args.seeds, args.digits, args.models),
+             lambda seed, digit, model: run_one(mnist, digit, seed, model, args, test_idx))
 
 
 if __name__ == "__main__":

@@ -25,10 +25,8 @@ kept, same keys replaced) and, for seed 0, ``industrial_<dataset>_<model>_{roc,h
 from __future__ import annotations
 
 import argparse
-import json
-import os
+import itertools
 import pathlib
-import platform
 import sys
 import time
 
@@ -46,7 +44,8 @@ from gadjax.scores import anomaly_map
 from gadjax.train import GANConfig, RunConfig
 from gadjax.train.encoder import EncoderConfig
 from gadjax.viz import save_histogram, save_roc, save_triplets
-from common import now, test_subset, write_results  # noqa: E402
+from common import (RESULTS_DIR, add_cache_arg, enable_compile_cache, group_by, load_rows, mean_std, metrics_summary,
+                    run_grid, run_info, test_subset)
 
 RESULTS = "industrial.jsonl"
 KEYS = ("dataset", "seed", "model")
@@ -75,8 +74,8 @@ def parse_args(argv=None):
     ap.add_argument("--sigma", type=float, default=1.0, help="Gaussian sigma (pixels) of the smoothed maps")
     ap.add_argument("--tile-train-fraction", type=float, default=0.7, help="Magnetic Tile: good images for training")
     ap.add_argument("--test-limit", type=int, default=0, help="seeded test subset (0 = every test image)")
-    ap.add_argument("--cache-dir", default=None, help="persistent JAX compilation cache")
-    ap.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parent / "results"))
+    add_cache_arg(ap)
+    ap.add_argument("--out", default=str(RESULTS_DIR))
     ap.add_argument("--no-plots", action="store_true")
     ap.add_argument("--table", action="store_true", help="only print the Markdown table of <out> and exit")
     return ap.parse_args(argv)
@@ -157,13 +156,9 @@ def run_one(ds: data.ImageData, seed: int, model: str, args, out: pathlib.Path, 
                **{k: float(v) for k, v in res.items()},
                pixel_auroc_smoothed=pixel_auroc(masks, smooth), sigma=args.sigma,
                auroc_map_mean=roc_auc(y_test, maps.mean(axis=(1, 2))), auroc_by_defect=by_defect,
-               hparams=hp, fit_s=round(t_fit, 1), test_score_s=round(t_score, 2),
-               gadjax_commit=os.environ.get("GADJAX_COMMIT"), jax_version=jax.__version__,
-               backend=jax.default_backend(), machine=f"{platform.machine()} {os.cpu_count()} cpus",
-               finished=now())
-    print(f"  {ds.name} {model} seed {seed}: image AUROC {res['auroc']:.4f} AUPRC {res['auprc']:.4f} "
-          f"F1 {res['f1']:.4f} pixel AUROC {res['pixel_auroc']:.4f} (smoothed {row['pixel_auroc_smoothed']:.4f}) "
-          f"fit {t_fit:.0f}s", file=log, flush=True)
+               hparams=hp, fit_s=round(t_fit, 1), test_score_s=round(t_score, 2), **run_info())
+    print(f"  {ds.name} {model} seed {seed}: image {metrics_summary(res)} pixel AUROC {res['pixel_auroc']:.4f} "
+          f"(smoothed {row['pixel_auroc_smoothed']:.4f}) fit {t_fit:.0f}s", file=log, flush=True)
     if seed == 0 and not args.no_plots:
         stem = out / f"industrial_{ds.name}_{model}"
         save_roc(f"{stem}_roc.png", y_test, scores, size=300)
@@ -188,14 +183,9 @@ def markdown_table(rows: list[dict]) -> str:
         lines.append(f"| {r['dataset']} | {r['model']} | {r['seed']} | {r['auroc']:.3f} | {r['auprc']:.3f} | "
                      f"{r['f1']:.3f} ({r['precision']:.2f} / {r['recall']:.2f}) | {r['pixel_auroc']:.3f} | "
                      f"{r['pixel_auroc_smoothed']:.3f} | {steps} | {r['fit_s']:.0f} |")
-    groups: dict = {}
-    for r in rows:
-        groups.setdefault((r["dataset"], r["model"]), []).append(r)
-    for (name, model), rs in sorted(groups.items()):
+    for (name, model), rs in group_by(rows, "dataset", "model").items():
         if len(rs) > 1:  # mean ± sample std over seeds
-            ms = {k: (np.mean([r[k] for r in rs]), np.std([r[k] for r in rs], ddof=1))
-                  for k in ("auroc", "auprc", "f1", "pixel_auroc", "pixel_auroc_smoothed")}
-            cell = lambda k: f"{ms[k][0]:.3f} ± {ms[k][1]:.3f}"  # noqa: E731
+            cell = lambda k: mean_std([r[k] for r in rs])  # noqa: E731
             lines.append(f"| {name} | **mean of {len(rs)}** | {model} | {cell('auroc')} | {cell('auprc')} | "
                          f"{cell('f1')} | {cell('pixel_auroc')} | {cell('pixel_auroc_smoothed')} | | |")
     return "\n".join(lines)
@@ -205,21 +195,14 @@ def main(argv=None):
     args = parse_args(argv)
     out = pathlib.Path(args.out)
     if args.table:
-        path = out / RESULTS
-        print(markdown_table([json.loads(s) for s in path.read_text().splitlines() if s.strip()]))
+        print(markdown_table(load_rows(out / RESULTS)))
         return
-    if args.cache_dir:
-        jax.config.update("jax_compilation_cache_dir", args.cache_dir)
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    enable_compile_cache(args.cache_dir)
     print(f"industrial experiment: {args.datasets} x {args.models}, seeds {args.seeds}, {jax.default_backend()}",
           file=sys.stderr, flush=True)
-    t0 = time.perf_counter()
-    for seed in args.seeds:
-        for name in args.datasets:
-            ds = load(name, args)
-            for model in args.models:
-                write_results(out / RESULTS, [run_one(ds, seed, model, args, out)], KEYS)
-    print(f"done in {time.perf_counter() - t0:.0f}s -> {out / RESULTS}", file=sys.stderr)
+    datasets = {name: load(name, args) for name in args.datasets}  # small 64x64 sets: load each once
+    run_grid(out / RESULTS, KEYS, itertools.product(args.seeds, args.datasets, args.models),
+             lambda seed, name, model: run_one(datasets[name], seed, model, args, out))
 
 
 if __name__ == "__main__":

@@ -12,8 +12,7 @@ import argparse
 import pathlib
 import time
 
-
-from common import now, test_subset, write_results  # noqa: E402
+from common import RESULTS_DIR, run_info, test_subset, write_results
 
 from gadjax import data
 from gadjax.metrics import evaluate
@@ -22,9 +21,10 @@ from gadjax.nets import NetSpec
 from gadjax.train import GANConfig, RunConfig
 
 RESULTS = "joint_encoder_mnist.jsonl"
+KEYS = ("model", "digit", "seed", "gamma")
 
 
-def main() -> None:
+def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--digits", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
@@ -36,8 +36,12 @@ def main() -> None:
     ap.add_argument("--lam", type=float, default=0.05)
     ap.add_argument("--members", type=int, default=3)
     ap.add_argument("--test-limit", type=int, default=1000)
-    ap.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parent / "results"))
-    args = ap.parse_args()
+    ap.add_argument("--out", default=str(RESULTS_DIR))
+    return ap.parse_args(argv)
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
     mnist = data.load("mnist")
     test_idx = test_subset(len(mnist.x_test), args.test_limit, 0)
     gan = GANConfig(NetSpec("thesis", (28, 28, 1), 128, args.width), "wgan-gp", learning_rate=args.lr)
@@ -59,9 +63,9 @@ def main() -> None:
                                contamination=split.contamination, n_train=len(split.x_train),
                                n_test=len(x_test), steps=args.steps, width=args.width, lr=args.lr, lam=args.lam,
                                members=args.members if model == "ensemble" else 1, fit_s=round(fit_s, 1),
-                               finished=now(), **{k: round(float(v), 4) for k, v in result.items()})
+                               **run_info(), **{k: round(float(v), 4) for k, v in result.items()})
                     print(row, flush=True)
-                    write_results(pathlib.Path(args.out) / RESULTS, [row], ("model", "digit", "seed", "gamma"))
+                    write_results(pathlib.Path(args.out) / RESULTS, [row], KEYS)
 
 
 if __name__ == "__main__":

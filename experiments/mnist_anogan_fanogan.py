@@ -21,19 +21,14 @@ plus, for seed 0, ROC and histogram PNGs per digit and model and a grid of GAN s
 from __future__ import annotations
 
 import argparse
-import json
-import os
+import itertools
 import pathlib
-import platform
 import sys
 import time
-
-import subprocess
 
 import jax
 import numpy as np
 
-import gadjax
 from gadjax import data
 from gadjax.metrics import evaluate
 from gadjax.models import AnoGAN, FAnoGAN
@@ -41,13 +36,11 @@ from gadjax.nets import NetSpec
 from gadjax.train import GANConfig, GANTrainer, RunConfig, train_loop
 from gadjax.train.encoder import EncoderConfig
 from gadjax.viz import save_grid, save_histogram, save_roc
-from common import now as _now, test_subset, write_results  # noqa: E402
-
-def _write_results(path, new):
-    write_results(path, new, ('digit', 'seed', 'model'))
-
+from common import (RESULTS_DIR, group_by, load_rows, mean_std, metrics_summary, now, run_grid, run_info,
+                    test_subset)
 
 RESULTS = "mnist_anogan_fanogan.jsonl"
+KEYS = ("digit", "seed", "model")
 PROTOCOL = "one-normal"
 
 
@@ -71,28 +64,10 @@ def parse_args(argv=None):
                     help="score a seeded random subset of this many test images (0 = all 10,000)")
     ap.add_argument("--test-seed", type=int, default=0, help="seed of the test subset")
     ap.add_argument("--score-batch-size", type=int, default=64)
-    ap.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parent / "results"))
+    ap.add_argument("--out", default=str(RESULTS_DIR))
     ap.add_argument("--no-plots", action="store_true")
     ap.add_argument("--table", action="store_true", help="only print the Markdown results table of <out> and exit")
     return ap.parse_args(argv)
-
-
-def _gadjax_commit() -> str | None:
-    """$GADJAX_COMMIT (e.g. when running a `git archive` snapshot), else HEAD of the checkout
-    holding the imported package (read-only), else None."""
-    if os.environ.get("GADJAX_COMMIT"):
-        return os.environ["GADJAX_COMMIT"]
-    try:
-        return subprocess.run(["git", "-C", str(pathlib.Path(gadjax.__file__).parent), "rev-parse", "HEAD"],
-                              capture_output=True, text=True, check=True).stdout.strip() or None
-    except (OSError, subprocess.CalledProcessError):
-        return None
-
-
-def _load_existing(path: pathlib.Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def run_one(mnist: data.ImageData, digit: int, seed: int, args, test_idx: np.ndarray, out: pathlib.Path,
@@ -106,7 +81,7 @@ def run_one(mnist: data.ImageData, digit: int, seed: int, args, test_idx: np.nda
     value_range = nets.output_range
     scale = "sigmoid" if value_range[0] == 0 else "tanh"
 
-    print(f"[{_now()}] digit {digit} seed {seed}: {len(split.x_train)} train / {len(split.x_val)} val normals, "
+    print(f"[{now()}] digit {digit} seed {seed}: {len(split.x_train)} train / {len(split.x_val)} val normals, "
           f"{len(x_test)} test ({int(y_test.sum())} anomalous)", file=log, flush=True)
     t0 = time.perf_counter()
     trainer = GANTrainer(gan_cfg)
@@ -130,8 +105,7 @@ def run_one(mnist: data.ImageData, digit: int, seed: int, args, test_idx: np.nda
                   hparams=dict(net=args.net, width=args.width, z_dim=z_dim, gan_loss="wgan-gp", n_critic=5,
                                gan_steps=args.steps, batch_size=args.batch_size, gan_lr=args.lr,
                                val_fraction=0.1, test_limit=args.test_limit, test_seed=args.test_seed),
-                  gan_train_s=round(t_gan, 2), gadjax_commit=_gadjax_commit(), jax_version=jax.__version__, backend=jax.default_backend(),
-                  machine=f"{platform.machine()} {os.cpu_count()} cpus", finished=None)
+                  gan_train_s=round(t_gan, 2))
 
     detectors = {
         "fanogan": (FAnoGAN(gan_cfg, run, encoder=EncoderConfig("izif", args.kappa, args.encoder_lr),
@@ -156,10 +130,10 @@ def run_one(mnist: data.ImageData, digit: int, seed: int, args, test_idx: np.nda
         res = evaluate(y_test, scores, det.threshold_)
         row = dict(common, model=name, **{k: float(v) for k, v in res.items()},
                    fit_s=round(t_fit, 2), test_score_s=round(t_score, 2),
-                   test_ms_per_image=round(1000 * t_score / len(x_test), 3), finished=_now())
+                   test_ms_per_image=round(1000 * t_score / len(x_test), 3), **run_info())
         row["hparams"] = dict(common["hparams"], **extra)
         rows.append(row)
-        print(f"  {name}: AUROC {res['auroc']:.4f} AUPRC {res['auprc']:.4f} F1 {res['f1']:.4f} "
+        print(f"  {name}: {metrics_summary(res)} "
               f"(fit+val {t_fit:.0f}s, test {t_score:.0f}s = {row['test_ms_per_image']:.1f} ms/image)",
               file=log, flush=True)
         if seed == 0 and not args.no_plots:
@@ -176,13 +150,9 @@ def markdown_table(rows: list[dict]) -> str:
     for r in rows:
         lines.append(f"| {r['digit']} | {r['seed']} | {r['model']} | {r['auroc']:.4f} | {r['auprc']:.4f} | "
                      f"{r['f1']:.4f} | {r['n_test']} ({r['n_test_anomalous']}) | {r['test_ms_per_image']:.1f} |")
-    groups: dict = {}
-    for r in rows:
-        groups.setdefault((r["digit"], r["model"]), []).append(r)
-    for (digit, model), rs in sorted(groups.items()):
+    for (digit, model), rs in group_by(rows, "digit", "model").items():
         if len(rs) > 1:
-            a = np.array([r["auroc"] for r in rs])
-            lines.append(f"| {digit} | mean of {len(rs)} | {model} | {a.mean():.4f} ± {a.std(ddof=1):.4f} | "
+            lines.append(f"| {digit} | mean of {len(rs)} | {model} | {mean_std([r['auroc'] for r in rs], 4)} | "
                          f"{np.mean([r['auprc'] for r in rs]):.4f} | {np.mean([r['f1'] for r in rs]):.4f} | | |")
     return "\n".join(lines)
 
@@ -191,19 +161,16 @@ def main(argv=None):
     args = parse_args(argv)
     out = pathlib.Path(args.out)
     if args.table:
-        print(markdown_table(_load_existing(out / RESULTS)))
+        print(markdown_table(load_rows(out / RESULTS)))
         return
     out.mkdir(parents=True, exist_ok=True)
     mnist = data.mnist()
     test_idx = test_subset(len(mnist.x_test), args.test_limit, args.test_seed)
     print(f"gadjax experiment: AnoGAN vs f-AnoGAN, MNIST {PROTOCOL}, digits {args.digits}, seeds {args.seeds}, "
           f"{len(test_idx)} test images, {jax.default_backend()}", file=sys.stderr, flush=True)
-    t0 = time.perf_counter()
-    for seed in args.seeds:  # seeds outer: every digit gets seed 0 first
-        for digit in args.digits:
-            rows = run_one(mnist, digit, seed, args, test_idx, out)
-            _write_results(out / RESULTS, rows)  # after every (digit, seed): partial results survive
-    print(f"done in {time.perf_counter() - t0:.0f}s -> {out / RESULTS}", file=sys.stderr)
+    # Seeds outer: every digit gets seed 0 first.
+    run_grid(out / RESULTS, KEYS, itertools.product(args.seeds, args.digits),
+             lambda seed, digit: run_one(mnist, digit, seed, args, test_idx, out))
 
 
 if __name__ == "__main__":

@@ -41,13 +41,9 @@ run, others kept; each line records the command, date, machine and commit) and
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
 import pathlib
-import platform
 import shlex
-import subprocess
 import sys
 import time
 
@@ -62,8 +58,10 @@ from gadjax.models.bigan import BiGANConfig
 from gadjax.nets import NetSpec
 from gadjax.train import GANConfig, GANTrainer, RunConfig, train_loop
 from gadjax.train.encoder import EncoderConfig
+from common import RESULTS_DIR, gadjax_commit, load_rows, mean_std, run_info, save_markdown, write_results
 
 JSONL, MD = "tabular.jsonl", "tabular.md"
+KEYS = ("dataset", "model", "seed")
 MODELS = ("anogan", "fanogan", "joint_encoder", "egbad", "alad")
 DEFAULT_DATASETS = ("kddcup99", "odds_thyroid", "odds_cardio", "odds_arrhythmia", "odds_satellite", "odds_shuttle")
 KDD_CONTAMINATION = 0.20  # EGBAD/ALAD: "Highest 20% are anomalous"
@@ -89,7 +87,7 @@ def parse_args(argv=None):
     ap.add_argument("--test-cap", type=int, default=10000)
     ap.add_argument("--val-fraction", type=float, default=0.1)
     ap.add_argument("--score-batch-size", type=int, default=2048)
-    ap.add_argument("--out", default=str(pathlib.Path(__file__).resolve().parent / "results"))
+    ap.add_argument("--out", default=str(RESULTS_DIR))
     ap.add_argument("--table", action="store_true", help="only rewrite tabular.md from tabular.jsonl")
     return ap.parse_args(argv)
 
@@ -202,16 +200,11 @@ def run_one(name: str, seed: int, args) -> list[dict]:
 
 # ------------------------------------------------------------------------------ report
 
-def _ms(vals) -> str:
-    vals = np.asarray(vals, float)
-    return f"{vals.mean():.3f}" if len(vals) == 1 else f"{vals.mean():.3f} ± {vals.std(ddof=1):.3f}"
-
-
 def write_table(out: pathlib.Path) -> str:
-    recs = [json.loads(line) for line in (out / JSONL).read_text().splitlines() if line.strip()]
+    recs = load_rows(out / JSONL)
     lines = ["# Tabular anomaly detection: AnoGAN, f-AnoGAN, joint encoder, EGBAD, ALAD (MLP nets)", ""]
-    for run in dict.fromkeys(json.dumps(r["run"], sort_keys=True) for r in recs if "run" in r):
-        meta = json.loads(run)
+    runs = {json.dumps(r["run"], sort_keys=True): r["run"] for r in recs if "run" in r}
+    for meta in sorted(runs.values(), key=lambda m: m["date"]):  # oldest command first
         lines += [f"Command: `{meta['command']}`  ",
                   f"run {meta['date']} on {meta['machine']} (jax {meta['jax']}, backend {meta['backend']}, "
                   f"gadjax commit {meta['commit']}); wall time of the whole command {meta['wall_seconds']:.0f} s.", ""]
@@ -239,7 +232,9 @@ def write_table(out: pathlib.Path) -> str:
         "they could not be verified with the search tool in this session.",
         "",
     ]
-    for name in dict.fromkeys(r["dataset"] for r in recs):
+    # The results file is sorted by key: show the datasets in the docstring's order, then any others.
+    order = {name: i for i, name in enumerate(DEFAULT_DATASETS)}
+    for name in sorted(dict.fromkeys(r["dataset"] for r in recs), key=lambda n: (order.get(n, len(order)), n)):
         rs = [r for r in recs if r["dataset"] == name]
         r0 = rs[0]
         seeds = sorted({r["seed"] for r in rs})
@@ -253,16 +248,14 @@ def write_table(out: pathlib.Path) -> str:
             m = [r for r in rs if r["model"] == model]
             if not m:
                 continue
-            pt = lambda k, which: _ms([r[which][k] for r in m])
-            lines.append(f"| {model} | {_ms([r['auroc'] for r in m])} | {_ms([r['auprc'] for r in m])} | "
+            pt = lambda k, which: mean_std([r[which][k] for r in m])
+            lines.append(f"| {model} | {mean_std([r['auroc'] for r in m])} | {mean_std([r['auprc'] for r in m])} | "
                          f"{pt('precision', 'paper_threshold')} | {pt('recall', 'paper_threshold')} | "
                          f"{pt('f1', 'paper_threshold')} | {pt('precision', 'normal_threshold')} | "
                          f"{pt('recall', 'normal_threshold')} | {pt('f1', 'normal_threshold')} | "
                          f"{np.mean([r['fit_seconds'] for r in m]):.0f} | {np.mean([r['score_seconds'] for r in m]):.0f} |")
         lines.append("")
-    text = "\n".join(lines)
-    (out / MD).write_text(text)
-    return text
+    return save_markdown(out / MD, lines)
 
 
 def main(argv=None):
@@ -277,34 +270,17 @@ def main(argv=None):
     for name in args.datasets:
         for seed in args.seeds:
             recs += run_one(name, seed, args)
-    try:
-        git = lambda *a: subprocess.run(["git", *a], capture_output=True, text=True,
-                                        cwd=pathlib.Path(__file__).parent).stdout.strip()
-        commit = git("rev-parse", "--short", "HEAD") or None
-        if commit and git("status", "--porcelain", "--untracked-files=no", "--", "gadjax", "experiments/tabular.py"):
-            commit += "+uncommitted changes"
-    except OSError:
-        commit = None
+    # One record of the whole command, shared by its rows (the table lists each command once).
+    info = run_info()
     meta = {"command": " ".join(["/work/venv/bin/python", "experiments/tabular.py"]
                                 + [shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv)]),
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "machine": f"{platform.machine()} {platform.system()}, {os.cpu_count()} CPU cores",
-            "jax": jax.__version__, "backend": jax.default_backend(), "commit": commit,
+            "date": info["finished"], "machine": info["machine"], "jax": info["jax_version"],
+            "backend": info["backend"], "commit": gadjax_commit(dirty_paths=("gadjax", "experiments/tabular.py")),
             "wall_seconds": round(time.perf_counter() - t0, 1)}
     for r in recs:
         r["run"] = meta
-    done = {(r["dataset"], r["model"], r["seed"]) for r in recs}
-    path = out / JSONL
-    kept = []
-    if path.exists():  # keep lines of (dataset, model, seed) keys this run did not redo
-        kept = [line for line in path.read_text().splitlines()
-                if line.strip() and _key(json.loads(line)) not in done]
-    path.write_text("".join(line + "\n" for line in kept) + "".join(json.dumps(r) + "\n" for r in recs))
+    write_results(out / JSONL, recs, KEYS)  # rows of (dataset, model, seed) keys not redone are kept
     print(write_table(out))
-
-
-def _key(r: dict) -> tuple:
-    return r["dataset"], r["model"], r["seed"]
 
 
 if __name__ == "__main__":
