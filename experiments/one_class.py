@@ -27,12 +27,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import pathlib
 import time
 
 import numpy as np
-from common import now, write_results
+from common import group_by, load_rows, now, save_markdown, write_results
 
 from gadjax.runs import RunSpec, evaluate_run, reuse_gan, train_run
 from gadjax.viz import save_value_table
@@ -89,40 +88,40 @@ def run_one(model, dataset, protocol, cls, seed, args) -> dict:
 
 
 def write_table(out: pathlib.Path) -> str:
-    rows = [json.loads(line) for line in (out / RESULTS).read_text().splitlines() if line.strip()]
+    rows = load_rows(out / RESULTS)
     lines = ["# One-class grid (`experiments/one_class.py`)", "",
              "Per-class AUROC (mean over the seeds run) and the mean over the classes run. "
              "one-normal: the class is normal, the others anomalous; one-anomalous: the class is the anomaly. "
              "Threshold for F1: 95th percentile of normal validation scores. \"ensemble_X\": a 3-member GAN "
              "ensemble (Han et al. 2021) of detector X, trained for the same number of steps (one random member "
              "pair per step). Test images: the official test set, or a seeded subset of it (same for every run).", ""]
-    groups = {}
-    for r in rows:
-        groups.setdefault((r["dataset"], r["protocol"]), []).append(r)
-    for (dataset, protocol), rs in sorted(groups.items()):
+    for (dataset, protocol), rs in group_by(rows, "dataset", "protocol").items():
         classes = sorted({r["normal_class"] for r in rs})
         lines += [f"## {dataset}, {protocol}", "",
                   "| model | steps | width | seeds | test images | " + " | ".join(str(c) for c in classes)
                   + " | mean AUROC | mean F1 |", "|---" * (len(classes) + 7) + "|"]
-        grid = {}  # model -> per-class AUROC, for the figure
-        for model in dict.fromkeys(r["model"] for r in sorted(rs, key=lambda r: r["model"])):
-            m = [r for r in rs if r["model"] == model]
-            per = [np.mean([r["auroc"] for r in m if r["normal_class"] == c]) if any(
-                r["normal_class"] == c for r in m) else np.nan for c in classes]
+        grid, terms = {}, []  # model -> per-class AUROC (the figure); score-term rows
+        for (model,), m in group_by(rs, "model").items():
+            by_class = group_by(m, "normal_class")
+            per = [np.mean([r["auroc"] for r in by_class[(c,)]]) if (c,) in by_class else np.nan for c in classes]
             grid[model] = per
-            cfg = m[0]["config"]
-            seeds = sorted({r["seed"] for r in m})
+            cfg, seeds = m[0]["config"], sorted({r["seed"] for r in m})
             lines.append(f"| {model} | {cfg['steps']} | {cfg['width']} | {','.join(map(str, seeds))} | "
-                         f"{m[0]['n_test']} | "
-                         + " | ".join("" if np.isnan(v) else f"{v:.3f}" for v in per)
+                         f"{m[0]['n_test']} | " + " | ".join("" if np.isnan(v) else f"{v:.3f}" for v in per)
                          + f" | {np.nanmean(per):.3f} | {np.mean([r['f1'] for r in m]):.3f} |")
+            for term in sorted({k for r in m for k in r if k.startswith("auroc_")}):
+                have = [r for r in m if term in r]
+                terms.append(f"| {model} | {term[len('auroc_'):]} | {np.mean([r[term] for r in have]):.3f} | "
+                             f"{np.mean([r['auroc'] for r in have]):.3f} | {len(have)} |")
         figure = f"one_class_{dataset}_{protocol}.png"
         save_value_table(out / figure, list(grid.values()), list(grid), classes,
                          title=f"AUROC, {dataset}, {protocol} (columns: class)")
         lines += ["", f"![AUROC per class]({figure})", ""]
-    text = "\n".join(lines)
-    (out / TABLE).write_text(text)
-    return text
+        if terms:
+            lines += ["Each score term alone (mean AUROC over the runs that record it):", "",
+                      "| model | term | term AUROC | combined score AUROC | runs |", "|---|---|---|---|---|",
+                      *terms, ""]
+    return save_markdown(out / TABLE, lines)
 
 
 def main(argv=None) -> None:
