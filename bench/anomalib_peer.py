@@ -113,7 +113,6 @@ import math
 import os
 import pathlib
 import shlex
-import statistics
 import sys
 import time
 import types
@@ -127,7 +126,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import machine_info  # noqa: E402
+from common import interleaved_medians, machine_info, timed  # noqa: E402
 from mfu import xla_flops  # noqa: E402
 
 from gadjax.models.ganomaly import GANomalyConfig, GANomalyTrainer, ganomaly_scores  # noqa: E402
@@ -280,20 +279,6 @@ def torch_flops(fn) -> int:
     return counter.get_total_flops()
 
 
-# ------------------------------------------------------------------ timing helpers
-def timed(fn):
-    t0 = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - t0, out
-
-
-def iqr(times):
-    if len(times) < 2:
-        return times[0], times[0], times[0]
-    q1, q2, q3 = statistics.quantiles(times, n=4, method="inclusive")
-    return q2, q1, q3
-
-
 def without_note(argv: list[str]) -> list[str]:
     """The command-line arguments minus ``--note TEXT`` (recorded separately on the page)."""
     out, skip = [], False
@@ -415,25 +400,9 @@ def main(argv=None):
         "score": [("gadjax", lambda: jax.block_until_ready(score_c(*frozen, x_j)["score"]))]
         + [(f"anomalib, {n} thr", threaded(n, lambda: anomalib_scores(scorer, x_t))) for n in threads],
     }
-    for case, fns in cases.items():  # first calls not yet made, then one untimed call each
-        for name, fn in fns:
-            if (case, name) not in first:
-                first[(case, name)] = timed(fn)[0]
-            fn()
-    rows = []
-    for case, fns in cases.items():
-        times = {name: [] for name, _ in fns}
-        for r in range(args.repeats if case == "step" else (args.score_repeats or args.repeats)):
-            for name, fn in fns:
-                times[name].append(timed(fn)[0])
-            print(f"  {case} repeat {r + 1}: " + ", ".join(
-                f"{n} {1e3 * t[-1]:.1f} ms" for n, t in times.items()), file=sys.stderr, flush=True)
-        base = times["gadjax"]
-        for name, ts in times.items():
-            paired = statistics.median(t / b for t, b in zip(ts, base))
-            rows.append(((step_name if case == "step" else score_name), name, first[(case, name)], *iqr(ts),
-                         statistics.median(ts) / statistics.median(base), paired, len(ts),
-                         B / statistics.median(ts)))
+    timings = interleaved_medians(cases, first, {"step": args.repeats, "score": args.score_repeats or args.repeats})
+    rows = [((step_name if case == "step" else score_name), name, *t[:7], B / t.median)
+            for case, res in timings.items() for name, t in res.items()]
     final_finite = bool(jax_step()["finite"]) and all(math.isfinite(v) for v in anomalib_step(peer, x_t).values())
     load1 = "%.2f %.2f %.2f" % os.getloadavg()
     ended = datetime.datetime.now(datetime.timezone.utc)

@@ -36,9 +36,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
 
 import jax
 import jax.numpy as jnp
@@ -48,7 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import machine_info  # noqa: E402
+from common import interleaved_medians, machine_info, timed  # noqa: E402
 
 from gadjax.models.anogan_search import DEFAULT_LEARNING_RATE, default_loop, search_latent  # noqa: E402
 from gadjax.nets import NetSpec, count_params  # noqa: E402
@@ -174,17 +172,6 @@ def torch_search(G, feats, x, z0, steps, lam=0.1, lr=DEFAULT_LEARNING_RATE):
         return loss_fn(z)
 
 
-def timed(fn):
-    t0 = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - t0, out
-
-
-def iqr(times):
-    q1, q2, q3 = statistics.quantiles(times, n=4, method="inclusive")
-    return q2, q1, q3
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--width", type=int, default=16, help="ngf = ndf")
@@ -284,24 +271,9 @@ def main():
         print(f"torch.compile search: max rel. score difference to eager {rel:.1e}")
         cases[ano] += [(f"torch.compile, {n} thr", threaded(n, lambda: torch_search(Gc, Fc, x_t, z0, K)))
                        for n in threads]
-    for case, fns in cases.items():  # first calls not yet made, then one untimed call each
-        for name, fn in fns:
-            if (case, name) not in first:
-                first[(case, name)] = timed(fn)[0]
-            fn()
-    rows = []
-    for case, fns in cases.items():
-        times = {name: [] for name, _ in fns}
-        for r in range(args.repeats if case == wgan else (args.anogan_repeats or args.repeats)):
-            for name, fn in fns:
-                times[name].append(timed(fn)[0])
-            print(f"  {case} repeat {r + 1}: " + ", ".join(
-                f"{n} {1e3 * t[-1]:.0f} ms" for n, t in times.items()), file=sys.stderr, flush=True)
-        base = times["gadjax"]
-        for name, ts in times.items():
-            paired = statistics.median(t / b for t, b in zip(ts, base))
-            rows.append((case, name, first[(case, name)], *iqr(ts), statistics.median(ts) / statistics.median(base),
-                         paired, len(ts)))
+    timings = interleaved_medians(cases, first, {wgan: args.repeats, ano: args.anogan_repeats or args.repeats},
+                                  ms_digits=0)
+    rows = [(case, name, *t[:7]) for case, res in timings.items() for name, t in res.items()]
     print(f"\nthesis nets width {args.width}, z_dim {zd}, 28x28x1, batch {B}, float32; WGAN-GP n_critic {nc}; "
           f"AnoGAN lam 0.1, lr {DEFAULT_LEARNING_RATE}; interleaved repeats; load avg "
           f"{'%.2f %.2f %.2f' % os.getloadavg()}\n")
