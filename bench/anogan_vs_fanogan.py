@@ -32,7 +32,7 @@ import jax
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import machine_info, time_fn  # noqa: E402
+from harness import machine_info, time_fn  # noqa: E402
 
 from gadjax import data  # noqa: E402
 from gadjax.models.anogan_search import default_loop, search_latent, search_latent_per_image  # noqa: E402

@@ -126,7 +126,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import interleaved_medians, machine_info, timed  # noqa: E402
+from harness import interleaved_medians, machine_info, timed  # noqa: E402
 from mfu import xla_flops  # noqa: E402
 
 from gadjax.models.ganomaly import GANomalyConfig, GANomalyTrainer, ganomaly_scores  # noqa: E402

@@ -15,7 +15,7 @@ import sys
 import time
 
 sys.path.insert(0, __file__.rsplit("/", 1)[0])
-from common import machine_info  # noqa: E402
+from harness import machine_info  # noqa: E402
 
 import numpy as np  # noqa: E402
 

@@ -98,7 +98,7 @@ def matmul_peak(n: int, repeats: int = 8) -> tuple[float, float, float]:
     import jax
     import jax.numpy as jnp
 
-    from common import time_fn
+    from harness import time_fn
 
     a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
     b = jax.random.normal(jax.random.PRNGKey(1), (n, n), jnp.float32)
@@ -168,7 +168,7 @@ def time_step(trainer, batch: int, steps: int = 3, repeats: int = 5, warmup: int
     """Compile ``trainer.step`` and time it -> dict(flops, compile_s, med, min, max, busy) (seconds/step)."""
     import jax
 
-    from common import summarize, time_fn
+    from harness import summarize, time_fn
 
     state, batches = _inputs(trainer, batch)
     t0 = time.perf_counter()
@@ -217,7 +217,7 @@ def main(argv=None):
 
     import jax
 
-    from common import machine_info
+    from harness import machine_info
 
     u = args.unroll.lower()
     unroll = None if u == "default" else True if u in ("true", "full") else int(u)

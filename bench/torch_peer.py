@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from common import interleaved_medians, machine_info, timed  # noqa: E402
+from harness import interleaved_medians, machine_info, timed  # noqa: E402
 
 from gadjax.models.anogan_search import DEFAULT_LEARNING_RATE, default_loop, search_latent  # noqa: E402
 from gadjax.nets import NetSpec, count_params  # noqa: E402

@@ -96,7 +96,7 @@ def bench_one(args, width: int, unroll, parallel: bool):
     import jax
     import numpy as np
 
-    from common import summarize, time_fn
+    from harness import summarize, time_fn
     from gadjax.nets import NetSpec
     from gadjax.train.gan import GANConfig, GANTrainer
 
@@ -158,7 +158,7 @@ def main(argv=None):
 
     import jax
 
-    from common import machine_info
+    from harness import machine_info
 
     if args.devices and jax.default_backend() != "cpu":
         print("note: --devices only affects the CPU backend", file=sys.stderr)

@@ -1,6 +1,6 @@
 """Shared helpers for the benchmark scripts: machine/version description and timing.
 
-    from common import machine_info, time_fn   # scripts run as ``python bench/<name>.py``
+    from harness import machine_info, time_fn   # scripts run as ``python bench/<name>.py``
 
 ``timed``, ``iqr`` and ``interleaved_medians`` time a framework against a peer (``torch_peer.py``,
 ``anomalib_peer.py``): every implementation of a case in turn, repeat after repeat.
