@@ -26,7 +26,7 @@ import pathlib
 import time
 
 import numpy as np
-from common import RESULTS_DIR, load_rows, run_info, save_markdown, test_subset, write_results
+from common import RESULTS_DIR, group_by, load_rows, run_grid, run_info, save_markdown, test_subset
 
 from gadjax import data
 from gadjax.metrics import evaluate, roc_auc
@@ -109,15 +109,10 @@ def write_table(out: pathlib.Path) -> str:
                      f"{norms} | {r['steps']} | {r['fit_s']:.0f} |")
     lines += ["", "Means over digits and seeds, per gamma and training length:", "",
               "| gamma | model | steps | mean AUROC | mean AUROC residual only | runs |", "|---|---|---|---|---|---|"]
-    for gamma in sorted({r["gamma"] for r in rows}):
-        for model in ("fanogan", "joint_encoder"):
-            for steps in sorted({r["steps"] for r in rows}):
-                m = [r for r in rows if (r["gamma"], r["model"], r["steps"]) == (gamma, model, steps)]
-                if m:
-                    res = [r["auroc_residual_only"] for r in m if "auroc_residual_only" in r]
-                    lines.append(f"| {gamma:.2f} | {model} | {steps} | {np.mean([r['auroc'] for r in m]):.3f} | "
-                                 f"{np.mean(res):.3f} | {len(m)} |" if res else
-                                 f"| {gamma:.2f} | {model} | {steps} | {np.mean([r['auroc'] for r in m]):.3f} | | {len(m)} |")
+    for (gamma, model, steps), m in group_by(rows, "gamma", "model", "steps").items():
+        res = [r["auroc_residual_only"] for r in m if "auroc_residual_only" in r]
+        residual = f" {np.mean(res):.3f} " if res else " "
+        lines.append(f"| {gamma:.2f} | {model} | {steps} | {np.mean([r['auroc'] for r in m]):.3f} |{residual}| {len(m)} |")
     lines += ["", "Reading: see the follow-up section of `joint_encoder.md` and `experiments/README.md`.", ""]
     return save_markdown(out / TABLE, lines)
 
@@ -128,10 +123,12 @@ def main(argv=None) -> None:
     if not args.table:
         mnist = data.load("mnist")
         test_idx = test_subset(len(mnist.x_test), args.test_limit, 0)
-        for seed, digit, gamma, model in itertools.product(args.seeds, args.digits, args.gammas, args.models):
+        def cell(seed, digit, gamma, model):
             row = run_one(model, digit, seed, gamma, mnist, test_idx, args)
             print(row, flush=True)
-            write_results(out / RESULTS, [row], KEYS)  # after every run: an interrupted grid keeps its rows
+            return row
+
+        run_grid(out / RESULTS, KEYS, itertools.product(args.seeds, args.digits, args.gammas, args.models), cell)
     print(write_table(out))
 
 

@@ -27,11 +27,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import pathlib
 import time
 
 import numpy as np
-from common import group_by, load_rows, now, save_markdown, write_results
+from common import group_by, load_rows, now, run_grid, save_markdown
 
 from gadjax.runs import RunSpec, evaluate_run, reuse_gan, train_run
 from gadjax.viz import save_value_table
@@ -128,15 +129,14 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     out = pathlib.Path(args.out)
     if not args.table:
-        for dataset in args.datasets:
-            for protocol in args.protocols:
-                for seed in args.seeds:
-                    for cls in args.classes:
-                        for model in args.models:
-                            row = run_one(model, dataset, protocol, cls, seed, args)
-                            print(f"{dataset} {protocol} class {cls} seed {seed} {model}: AUROC {row['auroc']:.3f} "
-                                  f"F1 {row['f1']:.3f} ({row['train_and_eval_s']:.0f} s)", flush=True)
-                            write_results(out / RESULTS, [row], KEYS)
+        def cell(dataset, protocol, seed, cls, model):
+            row = run_one(model, dataset, protocol, cls, seed, args)
+            print(f"{dataset} {protocol} class {cls} seed {seed} {model}: AUROC {row['auroc']:.3f} "
+                  f"F1 {row['f1']:.3f} ({row['train_and_eval_s']:.0f} s)", flush=True)
+            return row
+
+        run_grid(out / RESULTS, KEYS, itertools.product(args.datasets, args.protocols, args.seeds, args.classes,
+                                                        args.models), cell)
     print(write_table(out))
 
 
