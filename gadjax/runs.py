@@ -207,29 +207,33 @@ def train_run(spec: RunSpec, out: str | pathlib.Path, log=None):
     return detector.fit(split.x_train, split.x_val, gan=(trainer, gan_state))
 
 
-# RunSpec fields that shape a detector's own parts, not the GAN it is built on.
+# RunSpec fields that shape a detector's own parts (or only logging), not the GAN it is built on.
 DETECTOR_ONLY = ("model", "encoder_steps", "encoder_strategy", "kappa", "search_steps", "options", "base",
-                 "members", "log_every", "sample_every", "checkpoint_every", "progress")
+                 "members") + tuple(k for k in VOLATILE if k != "steps")
+
+
+def _gan_based(model: str) -> bool:
+    """True for detectors that score a separately trained GAN (AnoGAN, f-AnoGAN): their
+    run directory holds ``gan/``; the others train end to end under ``model/``."""
+    return model in DETECTORS and issubclass(DETECTORS[model], GANDetector)
 
 
 def reuse_gan(src: str | pathlib.Path, out: str | pathlib.Path, spec: RunSpec) -> bool:
     """Start the GAN-based detector run ``out`` from run ``src``'s finished GAN.
 
-    AnoGAN, f-AnoGAN and the joint encoder all start from the same WGAN; when ``src``
-    trained that GAN with the same data, nets, objective, seed and steps, training it
-    again would give the same weights, so its ``gan/`` directory is copied instead (the
-    fair way to time or compare the scorers on one GAN).  Returns True when copied;
-    False (nothing done) when ``out`` already has a GAN or ``src`` is no match.
+    AnoGAN and f-AnoGAN both score a separately trained WGAN; when ``src`` trained that
+    GAN with the same data, nets, objective, seed and steps, training it again would give
+    the same weights, so its ``gan/`` directory is copied instead (the fair way to time or
+    compare the scorers on one GAN).  Returns True when copied; False (nothing done) when
+    ``out`` already has a GAN or ``src`` is no match.
     """
     import shutil
 
     src, out = pathlib.Path(src), pathlib.Path(out)
-    if (out / "gan").exists() or not (src / "config.json").exists() or spec.model not in DETECTORS:
-        return False
-    if not issubclass(DETECTORS[spec.model], GANDetector):
+    if (out / "gan").exists() or not (src / "config.json").exists() or not _gan_based(spec.model):
         return False
     theirs, ours = dataclasses.asdict(load_spec(src)), dataclasses.asdict(spec)
-    if theirs["model"] not in DETECTORS or not issubclass(DETECTORS[theirs["model"]], GANDetector):
+    if not _gan_based(theirs["model"]):
         return False
     if any(theirs[k] != ours[k] for k in ours if k not in DETECTOR_ONLY):
         return False
@@ -257,8 +261,8 @@ def evaluate_run(out: str | pathlib.Path, limit: int | None = None, sigma: float
     if spec.model in GAN_LOSSES:
         raise ValueError(f"{out} holds a plain GAN ({spec.model}); evaluate needs a detector run "
                          f"(--model one of {sorted(DETECTORS)})")
-    gan_based = issubclass(DETECTORS[spec.base if spec.model == "ensemble" else spec.model], GANDetector)
-    ckpt_dir = out / ("gan" if gan_based else "model") / "checkpoints"
+    member = spec.base if spec.model == "ensemble" else spec.model
+    ckpt_dir = out / ("gan" if _gan_based(member) else "model") / "checkpoints"
     done = Checkpointer(ckpt_dir).latest_step()
     if done is None or done < spec.steps:
         raise RuntimeError(f"{out} is not fully trained (checkpoint step {done} of {spec.steps} in {ckpt_dir}); "
