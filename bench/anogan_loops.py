@@ -22,7 +22,7 @@ import jaxlib
 import numpy as np
 
 from gadjax.models.anogan_search import default_loop, search_latent, search_latent_per_image
-from gadjax.nets import NetSpec, build_nets
+from gadjax.nets import NetSpec, bind, build_nets, features_of
 
 
 def _time(fn, repeats):
@@ -69,7 +69,8 @@ def main():
         d_params, d_stats = d_init(jax.random.PRNGKey(1))
         x = jax.random.uniform(jax.random.PRNGKey(2), (args.batch, 28, 28, 1), minval=-1, maxval=1)
         key = jax.random.PRNGKey(3)
-        common = (gen, g_params, g_stats, crit, d_params, d_stats)
+        # The search takes bound callables: generator z -> x, features x -> f.
+        common = (bind(gen, g_params, g_stats), features_of(bind(crit, d_params, d_stats)))
 
         forms = [("scan", dict(loop="scan"))]
         for u in args.unrolls:

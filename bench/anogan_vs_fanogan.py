@@ -12,7 +12,8 @@ this times scoring, not detection quality.  On the same nets and the same test i
       loop form that is sensible on the backend (--loops to override), K = --anogan-steps;
   (b) AnoGAN, per-image Python loop (``search_latent_per_image``, loop='auto') on the
       first --per-image images, extrapolated per image;
-  (c) f-AnoGAN (``fanogan_scores``), batched, one forward pass.
+  (c) f-AnoGAN (``fanogan_scores`` under the detectors' one jitted scorer,
+      ``gadjax.models.score_batch``), batched, one forward pass.
 
 Each configuration is called once to compile (reported separately as "first call"), then
 timed --repeats times; the table reports medians (f-AnoGAN, which takes milliseconds, is
@@ -36,8 +37,9 @@ from harness import machine_info, time_fn  # noqa: E402
 
 from gadjax import data  # noqa: E402
 from gadjax.models.anogan_search import default_loop, search_latent, search_latent_per_image  # noqa: E402
-from gadjax.models.fanogan import fanogan_scores  # noqa: E402
-from gadjax.nets import NetSpec  # noqa: E402
+from gadjax.models import score_batch  # noqa: E402
+from gadjax.models.fanogan import FAnoGANConfig, fanogan_scores  # noqa: E402
+from gadjax.nets import NetSpec, bind, features_of  # noqa: E402
 from gadjax.train import GANConfig, RunConfig, train_loop  # noqa: E402
 from gadjax.train.encoder import EncoderConfig, EncoderTrainer  # noqa: E402
 from gadjax.train.gan import GANTrainer  # noqa: E402
@@ -141,9 +143,12 @@ def main():
     print(f"load after training: {_load()}")
 
     # ------------------------------------------------------------ scoring
-    g, c, e = trainer.generator, trainer.critic, enc_trainer.encoder
+    # The scorers take bound callables: generator z -> x, critic features x -> f, encoder x -> z.
     s = gan_state
-    nets = (g, s.params["generator"], s.stats["generator"], c, s.params["critic"], s.stats["critic"])
+    g = bind(trainer.generator, s.params["generator"], s.stats["generator"])
+    f = features_of(bind(trainer.critic, s.params["critic"], s.stats["critic"]))
+    e = bind(enc_trainer.encoder, enc_state.params["encoder"], enc_state.stats["encoder"])
+    nets = (g, f)
     key = jax.random.PRNGKey(0)
     n = args.images
     rows = []   # (method, loop, K, images timed, first s, median s, s/img)
@@ -190,9 +195,8 @@ def main():
         worst = max(float(np.max(np.abs(v - ref) / np.abs(ref))) for (kk, _), v in batched_scores.items() if kk == k)
         print(f"    batched loop forms, max rel. score difference: {worst:.1e}")
 
-    kappa = 1.0
-    fa = lambda: fanogan_scores(g, c, e, *nets[1:3], *nets[4:6],  # noqa: E731
-                                enc_state.params["encoder"], enc_state.stats["encoder"], x_test, kappa)
+    config, f_nets = FAnoGANConfig(kappa=1.0), {"generator": g, "encoder": e, "features": f}
+    fa = lambda: score_batch(fanogan_scores, f_nets, x_test, config)  # noqa: E731
     first, med = _first_and_median(fa, max(args.repeats, 20))
     add("f-AnoGAN", "one forward pass", "-", n, first, med)
 

@@ -21,17 +21,24 @@ import numpy as np  # noqa: E402
 
 from gadjax import data  # noqa: E402
 from gadjax.models import DETECTORS  # noqa: E402
-from gadjax.nets import NetSpec  # noqa: E402
-from gadjax.train import GANConfig, RunConfig  # noqa: E402
 
 IMAGE_DETECTORS = [n for n in DETECTORS if n not in ("madgan",)]
+# One architecture for every detector: DCGAN nets, z_dim 100, LayerNorm critics (WGAN-GP
+# for the GAN-based ones, their default); each config takes the fields it has.
+SHARED = dict(net="dcgan", z_dim=100, critic_norm="layer")
 
 
-def build(name: str, gan: GANConfig, run: RunConfig, search_steps: int):
+def build(name: str, args):
+    """Detector ``name`` at the bench's settings (an ensemble: 3 joint encoders)."""
+    base = DETECTORS["joint_encoder" if name == "ensemble" else name]
+    fields = dict(width=args.width, steps=args.train_steps, batch_size=64, score_batch_size=args.batch,
+                  **{k: v for k, v in SHARED.items() if k in base.config_class.field_names()})
+    if name == "anogan":
+        fields["search_steps"] = args.search_steps
     if name == "ensemble":
-        return DETECTORS[name](DETECTORS["joint_encoder"](gan, run), members=3)
-    kwargs = {"search_steps": search_steps} if name == "anogan" else {}
-    return DETECTORS[name](gan, run, **kwargs)
+        return DETECTORS[name](base="joint_encoder", members=3, base_config=base.config_class(**fields),
+                               progress=False)
+    return base(**fields, progress=False)
 
 
 def main() -> None:
@@ -48,15 +55,12 @@ def main() -> None:
     mnist = data.load("mnist")
     split = data.one_class_split(mnist, 1, "one-normal", seed=0)
     x_train, x_test = split.x_train[:2048], mnist.x_test[:args.images]
-    gan = GANConfig(NetSpec("dcgan", (28, 28, 1), 100, args.width), "wgan-gp")
-    run = RunConfig(steps=args.train_steps, batch_size=64, progress=False)
     print(machine_info())
     print(f"dcgan 28x28x1 width {args.width}, {args.images} MNIST test images, scoring batch {args.batch}, "
           f"AnoGAN search {args.search_steps} steps\n")
     rows = []
     for name in args.models:
-        det = build(name, gan, run, args.search_steps)
-        det.score_batch_size = args.batch
+        det = build(name, args)
         det.fit(x_train, split.x_val[:args.batch])
         t0 = time.perf_counter()
         det.score_samples(x_test)

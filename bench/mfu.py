@@ -30,7 +30,6 @@ Single device only (a data-parallel step's cost analysis is per device).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import os
 import statistics
@@ -129,19 +128,19 @@ def datasheet_peak(device_kind: str, precision: str) -> float | None:
 # ------------------------------------------------------------------ train-step configs
 def build_trainer(config: str, width: int, n_critic: int = 5, unroll=None, image_shape=(28, 28, 1)):
     """A ``PlayerTrainer`` for ``config``: 'wgan-thesis' / 'wgan-dcgan' (WGAN-GP, as
-    bench/train_step.py), 'ganomaly' or 'egbad' (dcgan nets, the detectors' trainers)."""
-    from gadjax.models import BiGANTrainer, GANomalyTrainer
-    from gadjax.models.bigan import EGBAD_NETS
+    bench/train_step.py), 'ganomaly' or 'egbad' (the detectors' trainers, built from their
+    paper configs at ``width``: the nets the detectors would build for ``image_shape``)."""
+    from gadjax.models import EGBAD, BiGANTrainer, GANomaly, GANomalyTrainer
     from gadjax.nets import NetSpec
     from gadjax.train.gan import GANConfig, GANTrainer
 
     if config in ("wgan-thesis", "wgan-dcgan"):
         spec = NetSpec(config.split("-")[1], image_shape, z_dim=100, width=width)
         return GANTrainer(GANConfig(nets=spec, loss="wgan-gp", n_critic=n_critic), unroll=unroll)
-    if config == "ganomaly":
-        return GANomalyTrainer(NetSpec("dcgan", image_shape, z_dim=100, width=width), unroll=unroll)
-    if config == "egbad":
-        return BiGANTrainer(dataclasses.replace(EGBAD_NETS, image_shape=image_shape, width=width), unroll=unroll)
+    if config in ("ganomaly", "egbad"):
+        detector, trainer = (GANomaly, GANomalyTrainer) if config == "ganomaly" else (EGBAD, BiGANTrainer)
+        det = detector(width=width)
+        return trainer(det.net_spec(image_shape), det.config, unroll=unroll)
     raise ValueError(f"unknown config {config!r}; known: {CONFIGS}")
 
 

@@ -49,7 +49,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import interleaved_medians, machine_info, timed  # noqa: E402
 
 from gadjax.models.anogan_search import DEFAULT_LEARNING_RATE, default_loop, search_latent  # noqa: E402
-from gadjax.nets import NetSpec, count_params  # noqa: E402
+from gadjax.nets import NetSpec, bind, count_params, features_of  # noqa: E402
 from gadjax.train.gan import GANConfig, GANTrainer  # noqa: E402
 
 
@@ -230,11 +230,13 @@ def main():
 
     # ---- correctness: one AnoGAN search from the same z0 (steps = K)
     frozen = jax.tree.map(jnp.copy, (state.params, state.stats))  # trainer.step donates the state's buffers
-    nets = (trainer.generator, frozen[0]["generator"], frozen[1]["generator"],
-            trainer.critic, frozen[0]["critic"], frozen[1]["critic"])
+    # search_latent takes bound callables: generator z -> x and critic features x -> f.
+    nets = (bind(trainer.generator, frozen[0]["generator"], frozen[1]["generator"]),
+            features_of(bind(trainer.critic, frozen[0]["critic"], frozen[1]["critic"])))
     x, x_t = jnp.asarray(real[0]), batches_t[0]
     G.requires_grad_(False), D.requires_grad_(False)
-    to_torch(nets[1], nets[4], G, D)  # both frameworks search with the same (one-step-trained) nets
+    # both frameworks search with the same (one-step-trained) nets
+    to_torch(frozen[0]["generator"], frozen[0]["critic"], G, D)
     skey, K = jax.random.PRNGKey(1), args.anogan_steps
     z0 = torch.cat([tt(trainer.latent(jax.random.fold_in(skey, i), 1)) for i in range(B)])
     t_afirst_j, res = timed(lambda: jax.block_until_ready(search_latent(*nets, x, skey, steps=K)))

@@ -29,10 +29,9 @@ import numpy as np
 
 from gadjax import data
 from gadjax.metrics import evaluate, threshold_from_normal
-from gadjax.models import map_batches
-from gadjax.models.alad import SCORES, ALAD, ALADConfig, alad_scores
-from gadjax.nets import NetSpec
-from gadjax.train import RunConfig
+from gadjax.models import map_batches, score_batch
+from gadjax.models.alad import SCORES, ALAD, alad_scores
+from gadjax.nets import bind
 from common import (RESULTS_DIR, REPO_CACHE, add_cache_arg, enable_compile_cache, metrics_summary, now, run_grid,
                     run_info, test_subset)
 
@@ -60,25 +59,25 @@ def parse_args(argv=None):
 
 def _last_iterate_scores(det: ALAD, x: np.ndarray) -> np.ndarray:
     """``features`` with the last iterate's weights instead of the EMA."""
-    t, s = det.trainer, det.state
-    nets = {n: (s.params[n], s.stats[n]) for n in ("generator", "encoder", "dxx")}
+    t, s = det.trainer_, det.state
+    # The trained nets bound to their own weights (scoring_nets() would give the EMA's).
+    nets = {n: bind(t.nets[n], s.params[n], s.stats[n]) for n in det.score_nets}
+    config = det.config.replace(score="features")
 
     def fn(batch, offset):
-        return alad_scores(t.nets["generator"], t.nets["encoder"], t.nets["dxx"], nets["generator"],
-                           nets["encoder"], nets["dxx"], jax.numpy.asarray(batch), "features")
+        return score_batch(alad_scores, nets, jax.numpy.asarray(batch), config)
 
-    return map_batches(fn, data.to_float(x, "tanh"), det.score_batch_size)["score"]
+    return map_batches(fn, data.to_float(x, "tanh"), config.score_batch_size)["score"]
 
 
 def run_one(mnist, digit: int, seed: int, args, test_idx: np.ndarray) -> list[dict]:
     split = data.one_class_split(mnist, digit, PROTOCOL, val_fraction=0.1, seed=seed)
     x_test, y_test = split.x_test[test_idx], split.y_test[test_idx]
-    nets = NetSpec("dcgan", tuple(split.x_train.shape[1:]), args.z_dim, args.width, critic_norm="batch")
-    config = ALADConfig(learning_rate=args.lr, ema_decay=args.ema_decay)
-    run = RunConfig(steps=args.steps, batch_size=args.batch_size, seed=seed, progress=False)
     print(f"[{now()}] digit {digit} seed {seed}: {len(split.x_train)} train / {len(split.x_val)} val normals, "
           f"{len(x_test)} test ({int(y_test.sum())} anomalous)", file=sys.stderr, flush=True)
-    det = ALAD(nets, run, config=config)
+    # DCGAN nets with BatchNorm in D_xz's x-branch and the encoder; both players' Adam at --lr.
+    det = ALAD(net="dcgan", z_dim=args.z_dim, width=args.width, critic_norm="batch", learning_rate=args.lr,
+               ema_decay=args.ema_decay, steps=args.steps, batch_size=args.batch_size, seed=seed, progress=False)
     t0 = time.perf_counter()
     det.fit(split.x_train, split.x_val)  # threshold from the normal validation split
     t_fit = time.perf_counter() - t0
@@ -87,11 +86,7 @@ def run_one(mnist, digit: int, seed: int, args, test_idx: np.ndarray) -> list[di
                   n_train=int(len(split.x_train)), n_val=int(len(split.x_val)), n_test=int(len(x_test)),
                   n_test_anomalous=int(y_test.sum()),
                   threshold_rule="95th percentile of scores of the normal validation split",
-                  hparams=dict(net="dcgan", width=args.width, z_dim=args.z_dim, critic_norm="batch",
-                               steps=args.steps, batch_size=args.batch_size, lr=args.lr, beta1=config.beta1,
-                               dropout=config.dropout, spectral_norm=config.spectral_norm,
-                               latent_cycle=config.latent_cycle, ema_decay=args.ema_decay,
-                               test_limit=args.test_limit, test_seed=args.test_seed),
+                  hparams=dict(det.config.to_dict(), test_limit=args.test_limit, test_seed=args.test_seed),
                   fit_s=round(t_fit, 2))
     rows = []
     for variant in SCORES + ("features@last",):
@@ -99,7 +94,7 @@ def run_one(mnist, digit: int, seed: int, args, test_idx: np.ndarray) -> list[di
         if variant == "features@last":
             val, scores = _last_iterate_scores(det, split.x_val), _last_iterate_scores(det, x_test)
         else:
-            det.score = variant
+            det.config = det.config.replace(score=variant)  # score-only: no retraining
             val, scores = det.score_samples(split.x_val), det.score_samples(x_test)
         t_score = time.perf_counter() - t0
         res = evaluate(y_test, scores, threshold_from_normal(val, 95.0))

@@ -31,10 +31,7 @@ from common import RESULTS_DIR, group_by, load_rows, run_grid, run_info, save_ma
 from gadjax import data
 from gadjax.metrics import evaluate, roc_auc
 from gadjax.models import FAnoGAN, JointEncoder
-from gadjax.nets import NetSpec
 from gadjax.scores import normalised_residual, origin_distance
-from gadjax.train import GANConfig, RunConfig
-from gadjax.train.encoder import EncoderConfig
 
 RESULTS, TABLE = "contamination.jsonl", "contamination.md"
 KEYS = ("model", "digit", "seed", "gamma", "steps")
@@ -71,12 +68,14 @@ def term_aurocs(det: JointEncoder, x_test: np.ndarray, y_test: np.ndarray) -> di
 def run_one(model, digit, seed, gamma, mnist, test_idx, args) -> dict:
     split = data.one_class_split(mnist, digit, "one-normal", contamination=gamma, seed=seed)
     x_test, y_test = split.x_test[test_idx], split.y_test[test_idx]
-    gan = GANConfig(NetSpec("thesis", (28, 28, 1), 128, args.width), "wgan-gp", learning_rate=args.lr)
-    run = RunConfig(steps=args.steps, batch_size=64, seed=seed, progress=False)
+    # The same WGAN-GP for both (thesis nets, z_dim 128); every optimiser, the encoder's
+    # included (encoder_learning_rate None follows learning_rate), at --lr.
+    gan = dict(gan_loss="wgan-gp", net="thesis", z_dim=128, width=args.width, learning_rate=args.lr,
+               steps=args.steps, batch_size=64, seed=seed, progress=False)
     if model == "fanogan":
-        det = FAnoGAN(gan, run, encoder=EncoderConfig("izif", learning_rate=args.lr), encoder_steps=args.encoder_steps)
+        det = FAnoGAN(**gan, encoder_strategy="izif", encoder_steps=args.encoder_steps)
     else:
-        det = JointEncoder(gan, run, lam=args.lam)
+        det = JointEncoder(**gan, lam=args.lam)
     t0 = time.perf_counter()
     det.fit(split.x_train, split.x_val)
     fit_s = time.perf_counter() - t0
@@ -87,7 +86,7 @@ def run_one(model, digit, seed, gamma, mnist, test_idx, args) -> dict:
                 n_test_anomalous=int(y_test.sum()), steps=args.steps,
                 encoder_steps=args.encoder_steps if model == "fanogan" else args.steps,
                 width=args.width, lr=args.lr, lam=args.lam if model == "joint_encoder" else None,
-                fit_s=round(fit_s, 1), **run_info(),
+                fit_s=round(fit_s, 1), config=det.config.to_dict(), **run_info(),
                 **{k: round(float(v), 4) for k, v in {**result, **extra}.items()})
 
 

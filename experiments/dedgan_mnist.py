@@ -29,9 +29,7 @@ import numpy as np
 
 from gadjax import data
 from gadjax.metrics import evaluate, roc_auc
-from gadjax.models.dedgan import DEDGAN, DEDGANConfig
-from gadjax.nets import NetSpec
-from gadjax.train import RunConfig
+from gadjax.models.dedgan import DEDGAN
 from common import RESULTS_DIR, metrics_summary, run_grid, run_info, test_subset
 
 RESULTS = "dedgan_mnist.jsonl"
@@ -62,11 +60,10 @@ def parse_args(argv=None):
 def run_one(mnist, digit: int, seed: int, args, test_idx: np.ndarray, log=sys.stderr) -> dict:
     split = data.one_class_split(mnist, digit, args.protocol, val_fraction=0.1, seed=seed)
     x_test, y_test = split.x_test[test_idx], split.y_test[test_idx]
-    nets = NetSpec("dcgan", tuple(split.x_train.shape[1:]), args.z_dim, args.width)  # BatchNorm everywhere
-    config = DEDGANConfig(w_adv=args.w_adv, w_rec=args.w_rec, w_lat=args.w_lat, adversarial=args.adversarial,
-                          learning_rate=args.lr)
-    run = RunConfig(steps=args.steps, batch_size=args.batch_size, seed=seed, progress=False)
-    det = DEDGAN(nets, run, config=config)
+    # DCGAN nets, BatchNorm everywhere (the config's default); both players' Adam at --lr.
+    det = DEDGAN(z_dim=args.z_dim, width=args.width, w_adv=args.w_adv, w_rec=args.w_rec, w_lat=args.w_lat,
+                 adversarial=args.adversarial, learning_rate=args.lr, steps=args.steps, batch_size=args.batch_size,
+                 seed=seed, progress=False)
 
     t0 = time.perf_counter()
     det.fit(split.x_train, split.x_val)  # trains, then thresholds on the validation normals
@@ -85,10 +82,8 @@ def run_one(mnist, digit: int, seed: int, args, test_idx: np.ndarray, log=sys.st
                auroc_reconstruction_l1=float(roc_auc(y_test, rec_err)),
                fit_s=round(t_fit, 2), test_score_s=round(t_score, 2),
                test_ms_per_image=round(1000 * t_score / len(x_test), 3),
-               hparams=dict(net="dcgan", width=args.width, z_dim=args.z_dim, discriminator_norm="batch",
-                            steps=args.steps, batch_size=args.batch_size, lr=args.lr, w_adv=args.w_adv,
-                            w_rec=args.w_rec, w_lat=args.w_lat, adversarial=args.adversarial, score="mean (z1-z2)^2",
-                            val_fraction=0.1, test_limit=args.test_limit, test_seed=args.test_seed),
+               hparams=dict(det.config.to_dict(), score="mean (z1-z2)^2", val_fraction=0.1,
+                            test_limit=args.test_limit, test_seed=args.test_seed),
                **run_info())
     print(f"  {args.protocol} digit {digit} seed {seed}: {metrics_summary(res)} "
           f"(recon-L1 AUROC {row['auroc_reconstruction_l1']:.4f}); fit {t_fit:.0f}s, "

@@ -21,7 +21,6 @@ keys already there are kept, same keys replaced).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import itertools
 import pathlib
 import sys
@@ -31,16 +30,14 @@ import numpy as np
 
 from gadjax import data
 from gadjax.metrics import evaluate, threshold_from_normal
-from gadjax.models.bigan import SCORE_METHODS, EGBAD, BiGANConfig
+from gadjax.models.bigan import SCORE_METHODS, EGBAD
 from gadjax.models.cbigan import CBiGAN, CBiGANConfig
-from gadjax.nets import NetSpec
-from gadjax.train import RunConfig
 from common import (RESULTS_DIR, REPO_CACHE, add_cache_arg, enable_compile_cache, metrics_summary, now, run_grid,
                     run_info, test_subset)
 
 KEYS = ("digit", "seed", "score")
 PROTOCOL = "one-anomalous"
-MODELS = {"egbad": (EGBAD, BiGANConfig), "cbigan": (CBiGAN, CBiGANConfig)}
+MODELS = {"egbad": EGBAD, "cbigan": CBiGAN}
 
 
 def parse_args(argv=None, model: str = "egbad"):
@@ -71,18 +68,17 @@ def run_one(mnist, model: str, digit: int, seed: int, args, test_idx: np.ndarray
     split = data.one_class_split(mnist, digit, PROTOCOL, val_fraction=0.1, seed=seed)
     x_val = split.x_val[test_subset(len(split.x_val), args.val_limit, seed)]
     x_test, y_test = split.x_test[test_idx], split.y_test[test_idx]
-    detector_cls, config_cls = MODELS[model]
-    config = dict(learning_rate=args.lr, ema_decay=args.ema_decay if args.ema_decay > 0 else None)
+    # EGBAD's MNIST networks (DCGAN, BatchNorm in encoder and discriminator, N(0, I) prior),
+    # both players' Adam at --lr.
+    config = dict(net="dcgan", z_dim=args.z_dim, width=args.width, critic_norm="batch", learning_rate=args.lr,
+                  ema_decay=args.ema_decay if args.ema_decay > 0 else None, steps=args.steps,
+                  batch_size=args.batch_size, seed=seed, alpha=args.alpha)
     if model == "cbigan":
         config.update(image_consistency=args.image_consistency, latent_consistency=args.latent_consistency,
                       discriminator=args.discriminator)
-    config = config_cls(**config)
-    # EGBAD's MNIST networks: BatchNorm in encoder and discriminator, N(0, I) prior.
-    nets = NetSpec("dcgan", tuple(split.x_train.shape[1:]), args.z_dim, args.width, critic_norm="batch")
-    run = RunConfig(steps=args.steps, batch_size=args.batch_size, seed=seed, progress=False)
     print(f"[{now()}] {model} anomalous digit {digit} seed {seed}: {len(split.x_train)} train / {len(x_val)} val "
           f"normals, {len(x_test)} test ({int(y_test.sum())} anomalous)", file=sys.stderr, flush=True)
-    det = detector_cls(nets, run, bigan=config, alpha=args.alpha)
+    det = MODELS[model](**config, progress=False)
     t0 = time.perf_counter()
     det.fit(split.x_train, x_val)
     t_fit = time.perf_counter() - t0
@@ -91,19 +87,17 @@ def run_one(mnist, model: str, digit: int, seed: int, args, test_idx: np.ndarray
                   n_train=int(len(split.x_train)), n_val=int(len(x_val)), n_test=int(len(x_test)),
                   n_test_anomalous=int(y_test.sum()),
                   threshold_rule="95th percentile of scores of the normal validation subset",
-                  hparams=dict(net="dcgan", width=args.width, z_dim=args.z_dim, critic_norm="batch",
-                               generator_norm="batch", steps=args.steps, batch_size=args.batch_size,
-                               alpha=args.alpha, val_limit=args.val_limit, test_limit=args.test_limit,
-                               test_seed=args.test_seed, **dataclasses.asdict(config)),
+                  hparams=dict(det.config.to_dict(), val_limit=args.val_limit, test_limit=args.test_limit,
+                               test_seed=args.test_seed),
                   fit_s=round(t_fit, 2))
     rows = []
     for method, alpha in [(m, args.alpha) for m in SCORE_METHODS] + [("feature-matching", 1.0)]:
         name = method if alpha == args.alpha else "reconstruction"
-        det.method, det.alpha = method, alpha
+        det.config = det.config.replace(method=method, alpha=alpha)  # score-only fields: no retraining
         t0 = time.perf_counter()
         scores = det.score_samples(x_test)
         t_score = time.perf_counter() - t0
-        res = evaluate(y_test, scores, threshold_from_normal(det.score_samples(x_val), det.threshold_percentile))
+        res = evaluate(y_test, scores, threshold_from_normal(det.score_samples(x_val), det.config.threshold_percentile))
         rows.append(dict(common, score=name, **{k: float(v) for k, v in res.items()}, test_score_s=round(t_score, 2),
                          test_ms_per_image=round(1000 * t_score / len(x_test), 3), **run_info()))
         print(f"  {name:>16}: {metrics_summary(res)}", file=sys.stderr, flush=True)

@@ -28,10 +28,7 @@ import numpy as np
 
 from gadjax import data
 from gadjax.metrics import evaluate, roc_auc
-from gadjax.models.ganomaly import GANomaly, GANomalyConfig
-from gadjax.models.skip_ganomaly import SkipGANomaly, SkipGANomalyConfig
-from gadjax.nets import NetSpec
-from gadjax.train import RunConfig
+from gadjax.models import GANomaly, SkipGANomaly
 from common import RESULTS_DIR, add_cache_arg, enable_compile_cache, metrics_summary, run_grid, run_info, test_subset
 
 RESULTS = "ganomaly_mnist.jsonl"
@@ -59,13 +56,14 @@ def parse_args(argv=None):
     return ap.parse_args(argv)
 
 
-def make_detector(model: str, args, run: RunConfig):
-    nets = NetSpec("dcgan", (28, 28, 1), z_dim=args.z_dim, width=args.width)
+def make_detector(model: str, args, seed: int):
+    """The paper config with this run's settings: DCGAN nets (the U-Net for Skip-GANomaly),
+    BatchNorm everywhere, Adam at ``--lr`` for both players."""
+    common = dict(steps=args.steps, batch_size=args.batch_size, seed=seed, width=args.width,
+                  learning_rate=args.lr, progress=False)
     if model == "ganomaly":
-        config = GANomalyConfig(learning_rate=args.lr, feature_match=args.feature_match)
-        return GANomaly(nets, run, config=config), config
-    config = SkipGANomalyConfig(learning_rate=args.lr, lam=args.lam)
-    return SkipGANomaly(nets, run, config=config), config
+        return GANomaly(**common, z_dim=args.z_dim, feature_match=args.feature_match)
+    return SkipGANomaly(**common, lam=args.lam)
 
 
 def run_one(mnist, digit: int, seed: int, model: str, args, test_idx: np.ndarray, log=sys.stderr) -> dict:
@@ -73,8 +71,7 @@ def run_one(mnist, digit: int, seed: int, model: str, args, test_idx: np.ndarray
     x_test, y_test = split.x_test[test_idx], split.y_test[test_idx]
     val_idx = np.random.default_rng(seed).permutation(len(split.x_val))[:args.val_limit or None]
     x_val = split.x_val[np.sort(val_idx)]
-    run = RunConfig(steps=args.steps, batch_size=args.batch_size, seed=seed, progress=False)
-    det, config = make_detector(model, args, run)
+    det = make_detector(model, args, seed)
     t0 = time.perf_counter()
     det.fit(split.x_train, x_val)  # trains, then thresholds on validation normals only
     t_fit = time.perf_counter() - t0
@@ -92,10 +89,8 @@ def run_one(mnist, digit: int, seed: int, model: str, args, test_idx: np.ndarray
                threshold_rule="95th percentile of scores of the normal validation subset",
                **{k: float(v) for k, v in res.items()},
                auroc_reconstruction_l1=float(roc_auc(y_test, l1)),
-               hparams=dict(steps=args.steps, batch_size=args.batch_size, width=args.width,
-                            z_dim=args.z_dim if model == "ganomaly" else None, val_fraction=0.1,
-                            val_limit=args.val_limit, test_limit=args.test_limit, test_seed=args.test_seed,
-                            **{k: v for k, v in vars(config).items()}),
+               hparams=dict(det.config.to_dict(), val_fraction=0.1, val_limit=args.val_limit,
+                            test_limit=args.test_limit, test_seed=args.test_seed),
                fit_s=round(t_fit, 2), test_score_s=round(t_score, 2),
                test_ms_per_image=round(1000 * t_score / len(x_test), 3), **run_info())
     print(f"  {model} digit {digit} seed {seed}: {metrics_summary(res)} "

@@ -36,13 +36,8 @@ import numpy as np
 from gadjax import data
 from gadjax.metrics import pixel_auroc, roc_auc, threshold_from_normal
 from gadjax.models import FAnoGAN, GANomaly, SkipGANomaly
-from gadjax.models.ganomaly import GANomalyConfig
-from gadjax.models.skip_ganomaly import SkipGANomalyConfig
-from gadjax.nets import NetSpec
 from gadjax.runs import evaluate_detector
 from gadjax.scores import anomaly_map
-from gadjax.train import GANConfig, RunConfig
-from gadjax.train.encoder import EncoderConfig
 from gadjax.viz import save_histogram, save_roc, save_triplets
 from common import (RESULTS_DIR, add_cache_arg, enable_compile_cache, group_by, load_rows, mean_std, metrics_summary,
                     run_grid, run_info, test_subset)
@@ -89,42 +84,42 @@ def load(name: str, args) -> data.ImageData:
 
 class MeanImage:
     """Untrained reference: the reconstruction of every image is the mean training image, the
-    score mean |x - mean|, the map |x - mean| (shows what aligned 64x64 images give for free)."""
+    score mean |x - mean|, the map |x - mean| (shows what aligned 64x64 images give for free).
+    Has the parts of the detector interface that ``evaluate_detector`` uses."""
 
     value_range = (-1.0, 1.0)
 
     def fit(self, x, x_val):
-        self.mean_ = data.to_float(x, "tanh").mean(axis=0)
+        self.mean_ = self._prepare(x).mean(axis=0)
         self.threshold_ = threshold_from_normal(self.score_details(x_val)["score"], 95.0)
         return self
 
-    def score_details(self, x) -> dict:
-        x = data.to_float(x, "tanh")
+    def _prepare(self, x, name: str = "x") -> np.ndarray:
+        """uint8 images scaled to [-1, 1]; floats taken as already in that range."""
+        x = np.asarray(x)
+        return data.to_float(x, "tanh") if x.dtype == np.uint8 else x.astype(np.float32)
+
+    def score_details(self, x, *, input_range=None, progress=None) -> dict:
+        x = self._prepare(x)
         rec = np.broadcast_to(self.mean_, x.shape)
         return {"score": np.abs(x - rec).mean(axis=(1, 2, 3)), "reconstruction": rec}
 
 
-def make_detector(model: str, shape, seed: int, args):
-    """The unfitted detector and the hyper-parameters that define it."""
+def make_detector(model: str, seed: int, args):
+    """The unfitted detector and the hyper-parameters that define it (its full config)."""
     if model == "mean_image":
         return MeanImage(), dict(steps=0)
-    nets = NetSpec("dcgan", tuple(shape), args.z_dim, args.width, critic_norm="layer")
-    common = dict(net="dcgan", width=args.width, batch_size=args.batch_size)
+    common = dict(net="dcgan", width=args.width, batch_size=args.batch_size, seed=seed, progress=False)
     if model == "fanogan":
-        run = RunConfig(steps=args.gan_steps, batch_size=args.batch_size, seed=seed, progress=False)
-        gan, enc = GANConfig(nets, "wgan-gp", learning_rate=args.gan_lr), EncoderConfig("izif", args.kappa,
-                                                                                       args.encoder_lr)
-        hp = dict(common, z_dim=args.z_dim, gan_loss="wgan-gp", n_critic=5, gp_weight=10.0, critic_norm="layer",
-                  gan_steps=args.gan_steps, gan_lr=args.gan_lr, encoder_strategy="izif",
-                  encoder_steps=args.encoder_steps, encoder_lr=args.encoder_lr, kappa=args.kappa)
-        return FAnoGAN(gan, run, encoder=enc, encoder_steps=args.encoder_steps), hp
-    steps = args.ganomaly_steps if model == "ganomaly" else args.skip_steps
-    run = RunConfig(steps=steps, batch_size=args.batch_size, seed=seed, progress=False)
+        det = FAnoGAN(**common, z_dim=args.z_dim, gan_loss="wgan-gp", critic_norm="layer", steps=args.gan_steps,
+                      learning_rate=args.gan_lr, encoder_strategy="izif", encoder_steps=args.encoder_steps,
+                      encoder_learning_rate=args.encoder_lr, kappa=args.kappa)
+        return det, det.config.to_dict()
     if model == "ganomaly":
-        cfg = GANomalyConfig(learning_rate=args.lr)
-        return GANomaly(nets, run, config=cfg), dict(common, z_dim=args.z_dim, steps=steps, **vars(cfg))
-    cfg = SkipGANomalyConfig(learning_rate=args.lr)
-    return SkipGANomaly(nets, run, config=cfg), dict(common, steps=steps, unet="4 levels (64 -> 4x4)", **vars(cfg))
+        det = GANomaly(**common, z_dim=args.z_dim, steps=args.ganomaly_steps, learning_rate=args.lr)
+        return det, det.config.to_dict()
+    det = SkipGANomaly(**common, steps=args.skip_steps, learning_rate=args.lr)
+    return det, dict(det.config.to_dict(), unet="4 levels (64 -> 4x4)")
 
 
 def run_one(ds: data.ImageData, seed: int, model: str, args, out: pathlib.Path, log=sys.stderr) -> dict:
@@ -132,7 +127,7 @@ def run_one(ds: data.ImageData, seed: int, model: str, args, out: pathlib.Path, 
     idx = test_subset(len(split.x_test), args.test_limit, seed=0)
     x_test, y_test, masks = split.x_test[idx], split.y_test[idx], split.masks_test[idx]
     defect = ds.defect_type[idx]
-    det, hp = make_detector(model, split.x_train.shape[1:], seed, args)
+    det, hp = make_detector(model, seed, args)
     t0 = time.perf_counter()
     det.fit(split.x_train, split.x_val)  # trains on normals; threshold_ from the normal val images
     t_fit = time.perf_counter() - t0
@@ -178,8 +173,9 @@ def markdown_table(rows: list[dict]) -> str:
              "| pixel AUROC, smoothed | train steps | fit s |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         hp = r["hparams"]
-        steps = (f"{hp['gan_steps']} GAN + {hp['encoder_steps']} enc" if r["model"] == "fanogan"
-                 else str(hp["steps"]))
+        # f-AnoGAN rows made before the one-config API name the GAN's steps gan_steps.
+        gan_steps = hp["gan_steps"] if "gan_steps" in hp else hp["steps"]
+        steps = f"{gan_steps} GAN + {hp['encoder_steps']} enc" if r["model"] == "fanogan" else str(hp["steps"])
         lines.append(f"| {r['dataset']} | {r['model']} | {r['seed']} | {r['auroc']:.3f} | {r['auprc']:.3f} | "
                      f"{r['f1']:.3f} ({r['precision']:.2f} / {r['recall']:.2f}) | {r['pixel_auroc']:.3f} | "
                      f"{r['pixel_auroc_smoothed']:.3f} | {steps} | {r['fit_s']:.0f} |")

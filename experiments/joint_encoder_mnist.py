@@ -16,9 +16,7 @@ from common import RESULTS_DIR, run_info, test_subset, write_results
 
 from gadjax import data
 from gadjax.metrics import evaluate
-from gadjax.models import GANEnsemble, JointEncoder
-from gadjax.nets import NetSpec
-from gadjax.train import GANConfig, RunConfig
+from gadjax.models import GANEnsemble, JointEncoder, JointEncoderConfig
 
 RESULTS = "joint_encoder_mnist.jsonl"
 KEYS = ("model", "digit", "seed", "gamma")
@@ -44,17 +42,18 @@ def main(argv=None) -> None:
     args = parse_args(argv)
     mnist = data.load("mnist")
     test_idx = test_subset(len(mnist.x_test), args.test_limit, 0)
-    gan = GANConfig(NetSpec("thesis", (28, 28, 1), 128, args.width), "wgan-gp", learning_rate=args.lr)
     for seed in args.seeds:
         for digit in args.digits:
             for gamma in args.gammas:
                 split = data.one_class_split(mnist, digit, "one-normal", contamination=gamma, seed=seed)
                 x_test, y_test = split.x_test[test_idx], split.y_test[test_idx]
                 for model in args.models:
-                    run = RunConfig(steps=args.steps, batch_size=64, seed=seed, progress=False)
-                    det = JointEncoder(gan, run, lam=args.lam)
-                    if model == "ensemble":
-                        det = GANEnsemble(det, members=args.members)
+                    # WGAN-GP on the thesis nets (z_dim 128), every optimiser at --lr.
+                    config = JointEncoderConfig(
+                        gan_loss="wgan-gp", net="thesis", z_dim=128, width=args.width, learning_rate=args.lr,
+                        steps=args.steps, batch_size=64, seed=seed, lam=args.lam)
+                    det = (GANEnsemble(base="joint_encoder", members=args.members, base_config=config, progress=False)
+                           if model == "ensemble" else JointEncoder(config, progress=False))
                     t0 = time.perf_counter()
                     det.fit(split.x_train, split.x_val)
                     fit_s = time.perf_counter() - t0
@@ -63,6 +62,7 @@ def main(argv=None) -> None:
                                contamination=split.contamination, n_train=len(split.x_train),
                                n_test=len(x_test), steps=args.steps, width=args.width, lr=args.lr, lam=args.lam,
                                members=args.members if model == "ensemble" else 1, fit_s=round(fit_s, 1),
+                               config=det.config.to_dict(),
                                **run_info(), **{k: round(float(v), 4) for k, v in result.items()})
                     print(row, flush=True)
                     write_results(pathlib.Path(args.out) / RESULTS, [row], KEYS)

@@ -8,7 +8,7 @@ For each (digit, seed):
     only training data; every test image of another digit is anomalous;
   * ONE WGAN-GP is trained on the normal training images;
   * f-AnoGAN: an izif encoder is trained on top of it; AnoGAN: latent search on the same
-    generator/critic (both detectors get ``gan=(trainer, state)``);
+    generator/critic (both detectors get ``fit(..., gan=<the detector holding that GAN>)``);
   * both detectors take their threshold (95th percentile) from the normal VALIDATION
     split only and score the SAME test images: a seeded random subset of the 10,000
     official test images when ``--test-limit`` is given (the subset depends on
@@ -32,9 +32,7 @@ import numpy as np
 from gadjax import data
 from gadjax.metrics import evaluate
 from gadjax.models import AnoGAN, FAnoGAN
-from gadjax.nets import NetSpec
-from gadjax.train import GANConfig, GANTrainer, RunConfig, train_loop
-from gadjax.train.encoder import EncoderConfig
+from gadjax.train import train_loop
 from gadjax.viz import save_grid, save_histogram, save_roc
 from common import (RESULTS_DIR, group_by, load_rows, mean_std, metrics_summary, now, run_grid, run_info,
                     test_subset)
@@ -75,18 +73,29 @@ def run_one(mnist: data.ImageData, digit: int, seed: int, args, test_idx: np.nda
     split = data.one_class_split(mnist, digit, PROTOCOL, val_fraction=0.1, seed=seed)
     x_test, y_test = split.x_test[test_idx], split.y_test[test_idx]
     z_dim = args.z_dim or (128 if args.net == "thesis" else 100)
-    nets = NetSpec(args.net, tuple(split.x_train.shape[1:]), z_dim, args.width, critic_norm="layer")
-    gan_cfg = GANConfig(nets, "wgan-gp", learning_rate=args.lr)
-    run = RunConfig(steps=args.steps, batch_size=args.batch_size, seed=seed, progress=False)
-    value_range = nets.output_range
-    scale = "sigmoid" if value_range[0] == 0 else "tanh"
+    # The GAN settings both detectors share (GAN_FIELDS must match for fit(..., gan=)).
+    gan_fields = dict(gan_loss="wgan-gp", learning_rate=args.lr, net=args.net, z_dim=z_dim, width=args.width,
+                      critic_norm="layer", steps=args.steps, batch_size=args.batch_size, seed=seed)
+    options = dict(progress=False, score_batch_size=args.score_batch_size)
+    detectors = {
+        "fanogan": FAnoGAN(**gan_fields, **options, encoder_strategy="izif", encoder_steps=args.encoder_steps,
+                           encoder_learning_rate=args.encoder_lr, kappa=args.kappa),
+        "anogan": AnoGAN(**gan_fields, **options, search_steps=args.search_steps, lam=args.lam,
+                         **({} if args.search_lr is None else {"search_lr": args.search_lr})),
+    }
 
     print(f"[{now()}] digit {digit} seed {seed}: {len(split.x_train)} train / {len(split.x_val)} val normals, "
           f"{len(x_test)} test ({int(y_test.sum())} anomalous)", file=log, flush=True)
+    # ONE GAN, trained apart from both detectors so that its time is reported on its own:
+    # an AnoGAN detector holds it (GAN phase only) and both detectors are fitted on it.
+    gan = AnoGAN(**gan_fields, progress=False)
+    gan.build(split.x_train.shape[1:])
+    value_range = gan.value_range
+    scale = "sigmoid" if value_range[0] == 0 else "tanh"
     t0 = time.perf_counter()
-    trainer = GANTrainer(gan_cfg)
-    gan_state, gan_metrics = train_loop(trainer, data.to_float(split.x_train, scale), run)
-    jax.block_until_ready(gan_state)
+    trainer = gan.gan_trainer
+    gan.states_["gan"], gan_metrics = train_loop(trainer, data.to_float(split.x_train, scale), gan.run_config("gan"))
+    gan_state = jax.block_until_ready(gan.gan_state)
     t_gan = time.perf_counter() - t0
     print(f"  WGAN-GP {args.steps} steps: {t_gan:.0f}s  last metrics {gan_metrics}", file=log, flush=True)
 
@@ -102,27 +111,13 @@ def run_one(mnist: data.ImageData, digit: int, seed: int, args, test_idx: np.nda
                   test_subset=(f"seeded random subset (numpy default_rng({args.test_seed})) of the 10,000 test images"
                                if len(test_idx) < len(split.x_test) else "all 10,000 test images"),
                   threshold_rule="95th percentile of scores of the normal validation split",
-                  hparams=dict(net=args.net, width=args.width, z_dim=z_dim, gan_loss="wgan-gp", n_critic=5,
-                               gan_steps=args.steps, batch_size=args.batch_size, gan_lr=args.lr,
-                               val_fraction=0.1, test_limit=args.test_limit, test_seed=args.test_seed),
                   gan_train_s=round(t_gan, 2))
-
-    detectors = {
-        "fanogan": (FAnoGAN(gan_cfg, run, encoder=EncoderConfig("izif", args.kappa, args.encoder_lr),
-                            encoder_steps=args.encoder_steps, score_batch_size=args.score_batch_size),
-                    dict(encoder_strategy="izif", encoder_steps=args.encoder_steps, encoder_lr=args.encoder_lr,
-                         kappa=args.kappa)),
-        "anogan": (AnoGAN(gan_cfg, run, search_steps=args.search_steps, lam=args.lam,
-                          score_batch_size=args.score_batch_size,
-                          **({} if args.search_lr is None else {"search_lr": args.search_lr})),
-                   dict(search_steps=args.search_steps, lam=args.lam)),
-    }
+    # Protocol settings beside each detector's full effective config (its ``hparams``).
+    protocol = dict(val_fraction=0.1, test_limit=args.test_limit, test_seed=args.test_seed)
     rows = []
-    for name, (det, extra) in detectors.items():
-        if name == "anogan":
-            extra["search_lr"] = det.search_lr
+    for name, det in detectors.items():
         t0 = time.perf_counter()
-        det.fit(split.x_train, split.x_val, gan=(trainer, gan_state))  # encoder (f-AnoGAN) + val threshold
+        det.fit(split.x_train, split.x_val, gan=gan)  # encoder (f-AnoGAN) + val threshold
         t_fit = time.perf_counter() - t0
         t0 = time.perf_counter()
         scores = np.asarray(det.score_samples(x_test))
@@ -131,7 +126,7 @@ def run_one(mnist: data.ImageData, digit: int, seed: int, args, test_idx: np.nda
         row = dict(common, model=name, **{k: float(v) for k, v in res.items()},
                    fit_s=round(t_fit, 2), test_score_s=round(t_score, 2),
                    test_ms_per_image=round(1000 * t_score / len(x_test), 3), **run_info())
-        row["hparams"] = dict(common["hparams"], **extra)
+        row["hparams"] = dict(det.config.to_dict(), **protocol)
         rows.append(row)
         print(f"  {name}: {metrics_summary(res)} "
               f"(fit+val {t_fit:.0f}s, test {t_score:.0f}s = {row['test_ms_per_image']:.1f} ms/image)",

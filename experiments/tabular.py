@@ -53,11 +53,7 @@ import numpy as np
 from gadjax import data
 from gadjax.metrics import evaluate
 from gadjax.models import ALAD, EGBAD, AnoGAN, FAnoGAN, JointEncoder
-from gadjax.models.alad import ALADConfig
-from gadjax.models.bigan import BiGANConfig
-from gadjax.nets import NetSpec
-from gadjax.train import GANConfig, GANTrainer, RunConfig, train_loop
-from gadjax.train.encoder import EncoderConfig
+from gadjax.train import train_loop
 from common import RESULTS_DIR, gadjax_commit, load_rows, mean_std, run_info, save_markdown, write_results
 
 JSONL, MD = "tabular.jsonl", "tabular.md"
@@ -136,7 +132,7 @@ def make_split(name: str, seed: int, args) -> dict:
 
 # -------------------------------------------------------------------------------- runs
 
-def _record(name, model, seed, split, scores, det, fit_s, score_s, args) -> dict:
+def _record(name, model, seed, split, scores, det, fit_s, score_s) -> dict:
     paper_t = contamination_threshold(scores, split["contamination"])
     paper = evaluate(split["y_test"], scores, paper_t)
     ours = evaluate(split["y_test"], scores, det.threshold_)
@@ -150,47 +146,47 @@ def _record(name, model, seed, split, scores, det, fit_s, score_s, args) -> dict
         "normal_threshold": {"rule": "95th percentile of normal validation scores",
                              **{k: ours[k] for k in ("precision", "recall", "f1", "threshold")}},
         "fit_seconds": round(fit_s, 2), "score_seconds": round(score_s, 2),
-        "config": {"steps": args.steps, "encoder_steps": args.encoder_steps, "batch_size": args.batch_size,
-                   "lr": args.lr, "bigan_lr": args.bigan_lr, "z_dim": args.z_dim, "width": args.width, "search_steps": args.search_steps},
+        "config": det.config.to_dict(),  # the detector's full effective config
     }
 
 
 def run_one(name: str, seed: int, args) -> list[dict]:
     split = make_split(name, seed, args)
-    d = split["n_features"]
-    gan = GANConfig(NetSpec("mlp", (d,), z_dim=args.z_dim, width=args.width), "wgan-gp", learning_rate=args.lr)
-    run = RunConfig(steps=args.steps, batch_size=args.batch_size, seed=seed, progress=False)
-    common = dict(score_batch_size=args.score_batch_size)
+    # MLP nets of every model; the GAN-based ones: WGAN-GP, every optimiser (f-AnoGAN's and
+    # the joint encoder's encoders included) at --lr.
+    common = dict(net="mlp", z_dim=args.z_dim, width=args.width, critic_norm="layer", steps=args.steps,
+                  batch_size=args.batch_size, seed=seed, score_batch_size=args.score_batch_size, progress=False)
+    gan = dict(common, gan_loss="wgan-gp", learning_rate=args.lr)
     out = []
     shared = None
     if {"anogan", "fanogan"} & set(args.models):
+        # ONE WGAN-GP for both: an AnoGAN detector holds it (GAN phase only); both are fitted on it.
         t0 = time.perf_counter()
-        trainer = GANTrainer(gan)
-        state, _ = train_loop(trainer, split["x_train"], run)
-        jax.block_until_ready(state.params)
-        shared, gan_s = (trainer, state), time.perf_counter() - t0
+        shared = AnoGAN(**gan)
+        shared.build(split["x_train"].shape[1:])
+        shared.states_["gan"], _ = train_loop(shared.gan_trainer, split["x_train"], shared.run_config("gan"))
+        jax.block_until_ready(shared.gan_state.params)
+        gan_s = time.perf_counter() - t0
     for model in args.models:
         t0 = time.perf_counter()
         two_stage = model in ("anogan", "fanogan")  # fitted to the shared WGAN-GP
         if model == "anogan":
-            det = AnoGAN(gan, run, search_steps=args.search_steps, lam=0.1, **common)
+            det = AnoGAN(**gan, search_steps=args.search_steps, lam=0.1)
         elif model == "fanogan":
-            det = FAnoGAN(gan, run, encoder=EncoderConfig("izif", learning_rate=args.lr),
-                          encoder_steps=args.encoder_steps, **common)
+            det = FAnoGAN(**gan, encoder_strategy="izif", encoder_steps=args.encoder_steps)
         elif model == "joint_encoder":
-            det = JointEncoder(gan, run, **common)
+            det = JointEncoder(**gan)
         elif model == "egbad":
             # The authors' KDD discriminator: 128-unit x, z and joint layers, dropout 0.2.
-            bigan = BiGANConfig(learning_rate=args.bigan_lr, dropout=0.2, hidden=128, z_hidden=128)
-            det = EGBAD(gan.nets, run, bigan=bigan, **common)
+            det = EGBAD(**common, learning_rate=args.bigan_lr, dropout=0.2, hidden=128, z_hidden=128)
         else:
-            det = ALAD(gan.nets, run, config=ALADConfig(learning_rate=args.bigan_lr), **common)
+            det = ALAD(**common, learning_rate=args.bigan_lr)
         det.fit(split["x_train"], split["x_val"], **({"gan": shared} if two_stage else {}))
         fit_s = time.perf_counter() - t0 + (gan_s if two_stage else 0.0)
         t0 = time.perf_counter()
         scores = det.score_samples(split["x_test"])
         score_s = time.perf_counter() - t0
-        rec = _record(name, model, seed, split, scores, det, fit_s, score_s, args)
+        rec = _record(name, model, seed, split, scores, det, fit_s, score_s)
         print(f"{name:16s} seed {seed} {model:14s} AUROC {rec['auroc']:.3f} AUPRC {rec['auprc']:.3f} "
               f"F1 paper {rec['paper_threshold']['f1']:.3f} ours {rec['normal_threshold']['f1']:.3f} "
               f"(fit {fit_s:.0f}s, score {score_s:.0f}s)", flush=True)

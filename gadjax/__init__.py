@@ -4,31 +4,37 @@
     from gadjax import data
     mnist = data.load("mnist")
     split = data.one_class_split(mnist, 1, "one-normal")
-    det = gadjax.FAnoGAN(gadjax.default_gan(), gadjax.RunConfig(steps=1000)).fit(split.x_train, split.x_val)
+    det = gadjax.FAnoGAN(steps=1000).fit(split.x_train, split.x_val)   # settings: gadjax.FAnoGANConfig
     scores = det.score_samples(split.x_test)          # higher = more anomalous
+    det.save("fanogan_1"); det = gadjax.load("fanogan_1")
 
-Pure functions (``search_latent``, ``fanogan_scores``, ``gradient_penalty``, the
-scores in ``gadjax.scores``) take plain pytrees and compose with jit/vmap/grad.
+Pure functions (``search_latent``, ``fanogan_scores`` and every detector's
+``<name>_scores(nets, x, config)``, ``gradient_penalty``, the scores in
+``gadjax.scores``) take networks as callables and compose with jit/vmap/grad.
 """
-from gadjax import data, losses, metrics, scores, timeseries
+from gadjax import data, losses, metrics, optim, scores, timeseries
 from gadjax.losses import GAN_LOSSES, gradient_penalty
-from gadjax.models import (ALAD, DEDGAN, DETECTORS, EGBAD, MADGAN, AnoGAN, AnoGANResult, CBiGAN, Detector,
-                           FAnoGAN, GANDetector, GANEnsemble, GANomaly, JointEncoder, PlayerDetector,
-                           SkipGANomaly, default_gan, fanogan_scores, search_latent, search_latent_per_image)
-from gadjax.nets import NETS, NetSpec, PureNet, build_nets
+from gadjax.models import (ALAD, DEDGAN, DETECTORS, EGBAD, MADGAN, ALADConfig, AnoGAN, AnoGANConfig, AnoGANResult,
+                           CBiGAN, CBiGANConfig, ConfigError, DEDGANConfig, Detector, DetectorConfig, EGBADConfig,
+                           EnsembleConfig, FAnoGAN, FAnoGANConfig, GANDetector, GANEnsemble, GANomaly,
+                           GANomalyConfig, JointEncoder, JointEncoderConfig, MADGANConfig, PlayerDetector,
+                           SkipGANomaly, SkipGANomalyConfig, fanogan_scores, load, search_latent,
+                           search_latent_per_image)
+from gadjax.nets import NETS, NetSpec, PureNet, bind, build_nets, features_of
 from gadjax.parallel import DataParallel, initialize_distributed
 from gadjax.train import (Checkpointer, GANConfig, GANTrainer, NonFiniteError, Player, PlayerTrainer, RunConfig,
                           TrainState, train_loop)
 from gadjax.train.encoder import EncoderConfig, EncoderTrainer
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
-    "ALAD", "CBiGAN", "DEDGAN", "Detector", "EGBAD", "GANEnsemble", "GANomaly", "JointEncoder", "MADGAN",
-    "PlayerDetector", "SkipGANomaly", "timeseries",
-    "AnoGAN", "AnoGANResult", "Checkpointer", "DETECTORS", "DataParallel", "EncoderConfig",
-    "EncoderTrainer", "FAnoGAN", "GANConfig", "GANDetector", "GANTrainer", "GAN_LOSSES", "NETS",
-    "NetSpec", "NonFiniteError", "Player", "PlayerTrainer", "PureNet", "RunConfig", "TrainState", "build_nets", "data", "default_gan", "fanogan_scores",
-    "gradient_penalty", "initialize_distributed", "losses", "metrics", "scores", "search_latent",
-    "search_latent_per_image", "train_loop",
+    "ALAD", "ALADConfig", "AnoGAN", "AnoGANConfig", "AnoGANResult", "CBiGAN", "CBiGANConfig", "Checkpointer",
+    "ConfigError", "DEDGAN", "DEDGANConfig", "DETECTORS", "DataParallel", "Detector", "DetectorConfig", "EGBAD",
+    "EGBADConfig", "EncoderConfig", "EncoderTrainer", "EnsembleConfig", "FAnoGAN", "FAnoGANConfig", "GANConfig", "GANDetector", "GANEnsemble",
+    "GANTrainer", "GAN_LOSSES", "GANomaly", "GANomalyConfig", "JointEncoder", "JointEncoderConfig", "MADGAN",
+    "MADGANConfig", "NETS", "NetSpec", "NonFiniteError", "Player", "PlayerDetector", "PlayerTrainer", "PureNet",
+    "RunConfig", "SkipGANomaly", "SkipGANomalyConfig", "TrainState", "bind", "build_nets", "data",
+    "fanogan_scores", "features_of", "gradient_penalty", "initialize_distributed", "load", "losses", "metrics",
+    "optim", "scores", "search_latent", "search_latent_per_image", "timeseries", "train_loop",
 ]

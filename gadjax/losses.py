@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from gadjax import optim
+
 
 def bce_critic_loss(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
     """Standard GAN discriminator loss (Goodfellow 2014): BCE with real=1, fake=0."""
@@ -87,7 +89,7 @@ class GANLoss:
     n_critic: int = 1
     gp_weight: float = 0.0
     clip: float = 0.0
-    optimizer: Callable[[float], optax.GradientTransformation] = lambda lr: optax.adam(lr, b1=0.5, b2=0.999)
+    optimizer: Callable[[float], optax.GradientTransformation] = lambda lr: optim.adam(lr, b1=0.5, b2=0.999)
     learning_rate: float = 2e-4
 
 
@@ -97,10 +99,10 @@ GAN_LOSSES: dict[str, GANLoss] = {
     "lsgan": GANLoss(lsgan_critic_loss, lsgan_generator_loss),
     # Arjovsky 2017: RMSProp 5e-5, clip 0.01, n_critic 5.
     "wgan": GANLoss(wasserstein_critic_loss, wasserstein_generator_loss, n_critic=5, clip=0.01,
-                    optimizer=lambda lr: optax.rmsprop(lr, decay=0.99, eps=1e-8), learning_rate=5e-5),
+                    optimizer=lambda lr: optim.rmsprop(lr, decay=0.99, eps=1e-8), learning_rate=5e-5),
     # Gulrajani 2017: Adam 1e-4, betas (0, 0.9), lambda 10, n_critic 5.
     "wgan-gp": GANLoss(wasserstein_critic_loss, wasserstein_generator_loss, n_critic=5, gp_weight=10.0,
-                       optimizer=lambda lr: optax.adam(lr, b1=0.0, b2=0.9), learning_rate=1e-4),
+                       optimizer=lambda lr: optim.adam(lr, b1=0.0, b2=0.9), learning_rate=1e-4),
 }
 
 

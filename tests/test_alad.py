@@ -1,6 +1,7 @@
 """ALAD: both players train every net without recompiling; spectral-norm state moves in
 training only and tracks the top singular value; D_xx scores image pairs; every score
-variant; EMA weights; clear errors; the detector fits, scores and maps.
+variant; EMA weights; clear errors; the learning rate reaches both players; save / load;
+the detector fits, scores and maps.
 
 One tiny detector is fitted per module and its trainer reused: an ALAD step (two players,
 five nets, three spectrally normalised discriminators) is the slowest compile here."""
@@ -11,18 +12,23 @@ import optax
 import pytest
 from flax import nnx
 
+import gadjax
 from gadjax import data
 from gadjax.metrics import roc_auc, threshold_from_normal
 from gadjax.models.alad import (NAME, SCORES, ALAD, ALADConfig, ALADTrainer, alad_score, alad_scores,
                                 discriminator_loss, generator_encoder_loss)
-from gadjax.train.ema import ema_params, track_ema
-from gadjax.nets import NetSpec
+from gadjax.nets import NetSpec, bind
 from gadjax.nets.alad import DiscriminatorXX, build_discriminators
-from gadjax.train import RunConfig
+from gadjax.optim import learning_rates
+from gadjax.train.ema import ema_params, track_ema
 from helpers import squares as _squares
+from helpers import trace_once
 
 SPEC = NetSpec("dcgan", (16, 16, 1), z_dim=8, width=4, critic_norm="batch")
-RUN = RunConfig(steps=3, batch_size=8, progress=False)
+# SPEC's nets as detector settings, 3 steps of 8, and the rate set as ``gadjax train
+# --lr 3e-4`` sets it.
+TINY = ALADConfig(z_dim=8, width=4, critic_norm="batch", steps=3, batch_size=8,
+                  score_batch_size=8).with_learning_rate(3e-4)
 NETS = ("generator", "encoder", "dxz", "dxx", "dzz")
 
 
@@ -32,17 +38,25 @@ def _sn_leaves(tree, which="u"):
             if f"'{which}'" in jax.tree_util.keystr(p)}
 
 
+def _scoring(det) -> dict:
+    """``{net: (params, stats)}`` the detector scores with (EMA weights)."""
+    return det.trainer_.scoring_params(det.state, ALAD.score_nets)
+
+
 @pytest.fixture(scope="module")
 def fitted():
     x = _squares(24)
-    return ALAD(SPEC, RUN, score_batch_size=8).fit(x[:16], x_val=x[16:]), x
+    det = ALAD(TINY, progress=False)
+    det.build(x.shape[1:])
+    trace_once(det.trainer("model"))  # fit's 3 steps and ``stepped``'s 3 share one trace
+    return det.fit(x[:16], x_val=x[16:]), x
 
 
 @pytest.fixture(scope="module")
 def stepped(fitted):
     """A fresh state, three steps of the fitted detector's (already compiled) trainer."""
     det, x = fitted
-    t = det.trainer
+    t = det.trainer_
     state = t.init(jax.random.PRNGKey(1))
     before = jax.device_get((state.params, state.stats))  # the step donates the state
     batch = t.put_batches(data.to_float(x[:8], "tanh")[None])
@@ -54,8 +68,7 @@ def stepped(fitted):
 def test_both_players_train_every_net_without_recompiling(stepped):
     t, (params0, _), state, metrics = stepped
     assert NAME == "alad" and int(state.step) == 3
-    assert t.trace_count == 1  # fit's 3 steps and these 3 share one trace
-    assert bool(metrics["finite"])
+    assert bool(metrics["finite"])  # and no retrace (trace_once in ``fitted``)
     assert np.isclose(metrics["discriminators_loss"], metrics["d_xz"] + metrics["d_xx"] + metrics["d_zz"])
     assert np.isclose(metrics["generator_encoder_loss"], metrics["ge_xz"] + metrics["ge_xx"] + metrics["ge_zz"])
     for name in NETS:
@@ -106,7 +119,7 @@ def test_power_iteration_finds_the_largest_singular_value():
 
 def test_dxx_sees_image_pairs_and_scores_zero_for_identical_pairs(fitted):
     det, x = fitted
-    t, nets = det.trainer, det.trainer.scoring_nets(det.state)
+    t, nets = det.trainer_, _scoring(det)
     first_conv = nets["dxx"][0]["trunk"]["convs"][0]["layer_instance"]["kernel"]
     assert first_conv.shape[2] == 2 * SPEC.image_shape[2]  # x and x' stacked on channels
     xf = jnp.asarray(data.to_float(x[:8], "tanh"))
@@ -122,14 +135,14 @@ def test_every_score_variant(fitted):
     det, x = fitted
     xf = data.to_float(x, "tanh")
     rec = det.reconstruct(x)
-    scores = {}
+    scores, config = {}, det.config
     try:
         for v in SCORES:
-            det.score = v
+            det.config = config.replace(score=v)  # score-only: no retraining
             scores[v] = det.score_samples(x)
             assert scores[v].shape == (24,) and np.isfinite(scores[v]).all(), v
     finally:
-        det.score = "features"
+        det.config = config
     np.testing.assert_allclose(scores["l1"], np.abs(xf - rec).sum((1, 2, 3)), rtol=1e-4)
     np.testing.assert_allclose(scores["l2"], np.sqrt(((xf - rec) ** 2).sum((1, 2, 3))), rtol=1e-4)
     assert (scores["logits"] > 0).all() and (scores["features"] > 0).all()
@@ -145,11 +158,27 @@ def test_detector_fits_scores_and_maps(fitted):
     assert maps.shape == (5, 16, 16) and (maps >= 0).all()
     assert det.predict(x).shape == (24,)
     assert det.reconstruct(x[:3]).shape == (3, 16, 16, 1)
-    t, nets = det.trainer, det.trainer.scoring_nets(det.state)
-    out = alad_scores(t.nets["generator"], t.nets["encoder"], t.nets["dxx"], nets["generator"], nets["encoder"],
-                      nets["dxx"], jnp.asarray(data.to_float(x[:8], "tanh")), "features")
+    t, nets = det.trainer_, _scoring(det)
+    bound = {n: bind(t.nets[n], *v) for n, v in nets.items()}
+    out = alad_scores(bound, jnp.asarray(data.to_float(x[:8], "tanh")), det.config)
     np.testing.assert_allclose(out["score"], scores[:8], rtol=1e-5)
     assert out["z"].shape == (8, SPEC.z_dim)
+
+
+def test_save_load_gives_identical_scores(fitted, tmp_path):
+    det, x = fitted
+    loaded = gadjax.load(det.save(tmp_path / "alad"))
+    assert type(loaded) is ALAD and loaded.config == det.config and loaded.threshold_ == det.threshold_
+    np.testing.assert_array_equal(loaded.score_samples(x), det.score_samples(x))
+
+
+def test_learning_rate_reaches_both_players(fitted):
+    """``--lr``: with_learning_rate sets the Adam of both players (read back from the
+    fitted state; ``fitted`` uses it, so no second compile)."""
+    det, _ = fitted
+    rates = learning_rates(det.state.opt)
+    assert set(rates) == {"discriminators", "generator_encoder"}
+    assert all(np.float32(r) == np.float32(3e-4) for r in rates.values()), rates
 
 
 def test_ema_tracks_the_iterates_with_a_warm_up(fitted):
@@ -165,7 +194,7 @@ def test_ema_tracks_the_iterates_with_a_warm_up(fitted):
     np.testing.assert_allclose(ema_params(state)["w"], expected, rtol=1e-5)
     assert 0 < expected[0] < params["w"][0]  # lags behind the last iterate
     det, _ = fitted  # the detector scores with the EMA weights, not the last iterate
-    assert not np.allclose(det.trainer.scoring_nets(det.state)["generator"][0]["project"]["kernel"],
+    assert not np.allclose(_scoring(det)["generator"][0]["project"]["kernel"],
                            det.state.params["generator"]["project"]["kernel"])
     with pytest.raises(ValueError, match="no track_ema"):
         ema_params(optax.adam(1e-3).init(params))
@@ -180,22 +209,25 @@ def test_ablations_drop_dzz_and_spectral_norm():
     assert "d_zz" not in metrics and "ge_xx" in metrics
 
 
-def test_bad_names_and_hyper_parameters_raise(fitted):
-    with pytest.raises(ValueError, match="unknown ALAD score 'feature'.*features"):
-        ALAD(SPEC, score="feature")
+@pytest.mark.parametrize("bad", [
+    dict(dropout=1.0), dict(learning_rate=0.0), dict(beta1=1.0), dict(ema_decay=1.0), dict(ema_decay=float("nan")),
+    dict(spectral_norm=1), dict(z_dim="8"), dict(critic_norm="group"), dict(net="lstm"), dict(latent=True)])
+def test_bad_settings_raise_at_construction(bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        ALAD(**bad)
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        ALADConfig().replace(**bad)
+
+
+def test_bad_names_raise(fitted):
+    with pytest.raises(ValueError, match="score must be one of .*'features'.*got 'feature'"):
+        ALAD(score="feature")
     x = jnp.zeros((2, 16, 16, 1))
     with pytest.raises(ValueError, match="unknown ALAD score 'L1'"):
         alad_score(x, x, jnp.zeros((2, 3)), jnp.zeros((2, 3)), jnp.zeros(2), "L1")
-    det, imgs = fitted
-    det.score = "mse"  # set after fitting: caught when scoring
-    try:
-        with pytest.raises(ValueError, match="unknown ALAD score 'mse'"):
-            det.score_samples(imgs[:4])
-    finally:
-        det.score = "features"
-    for bad in (dict(dropout=1.0), dict(learning_rate=0.0), dict(beta1=1.0), dict(ema_decay=1.0)):
-        with pytest.raises(ValueError, match=next(iter(bad))):
-            ALADConfig(**bad)
+    det, _ = fitted
+    with pytest.raises(ValueError, match="score must be one of .*got 'mse'"):  # changed after fitting
+        det.config.replace(score="mse")
     with pytest.raises(ValueError, match="multiples of 4"):
         DiscriminatorXX((10, 10, 1), 4, rngs=nnx.Rngs(0))
     net, init = build_discriminators(SPEC)["dxx"]
@@ -213,9 +245,23 @@ def test_feature_rows_with_the_papers_tabular_nets():
     rng = np.random.default_rng(0)
     normal = rng.normal(size=(512, 6)).astype(np.float32)
     test = np.concatenate([rng.normal(size=(50, 6)), rng.normal(size=(50, 6)) + 6.0]).astype(np.float32)
-    spec = NetSpec("mlp", (6,), z_dim=4, width=16, critic_norm="batch")
-    det = ALAD(spec, RunConfig(steps=150, batch_size=64, progress=False), config=ALADConfig(learning_rate=1e-3))
+    det = ALAD(z_dim=4, width=16, critic_norm="batch", steps=150, batch_size=64, learning_rate=1e-3,
+               progress=False)
     det.fit(normal[:448], normal[448:])
+    assert det.spec.family == "mlp"
     scores = det.score_samples(test)
     assert scores.shape == (100,) and det.reconstruct(test[:2]).shape == (2, 6)
     assert roc_auc(np.r_[np.zeros(50), np.ones(50)], scores) > 0.9
+
+
+def test_defaults_and_thesis_nets():
+    cfg = ALADConfig()
+    assert (cfg.learning_rate, cfg.beta1, cfg.z_dim, cfg.dropout, cfg.ema_decay) == (2e-4, 0.5, 100, 0.2, 0.999)
+    assert cfg.critic_norm == "batch" and cfg.spectral_norm and cfg.latent_cycle and cfg.score == "features"
+    assert "score" not in ALADConfig.training_fields()
+    det = ALAD(net="thesis", z_dim=8, width=4, progress=False)
+    det.build((28, 28, 1))
+    t = det.trainer("model")
+    state = jax.eval_shape(t.init, jax.random.PRNGKey(0))
+    _, metrics = jax.eval_shape(t.step, state, jax.ShapeDtypeStruct((1, 8, 28, 28, 1), jnp.float32))
+    assert det.input_range_ == (0.0, 1.0) and "ge_zz" in metrics

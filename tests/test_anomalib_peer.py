@@ -61,7 +61,8 @@ def test_one_step_and_scores_on_both_sides(ano):
     moved = [not torch.equal(a, q) for a, q in zip(before, p.model.parameters())]
     assert all(moved)  # both players updated every parameter
 
-    s_j = peer.ganomaly_scores(trainer.generator, state.params["generator"], state.stats["generator"], x)["score"]
+    nets = {"generator": peer.bind(trainer.generator, state.params["generator"], state.stats["generator"])}
+    s_j = peer.score_batch(peer.ganomaly_scores, nets, x, cfg)["score"]
     s_t = peer.anomalib_scores(p.model.eval(), x_t)
     assert s_j.shape == s_t.shape == (B,)
     assert np.isfinite(np.asarray(s_j)).all() and torch.isfinite(s_t).all()

@@ -1,27 +1,30 @@
 """BiGAN / EGBAD: the pair discriminator reads x AND z, two players train without
-recompiling, the G+E loss is D's with labels swapped, both score variants, alpha
-validation, the detector API and a seeded quality check on real MNIST."""
+recompiling, the G+E loss is D's with labels swapped, both score variants, config
+validation, the learning rate reaching both players, save / load, the detector API and a
+seeded quality check on real MNIST."""
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
+import gadjax
 from gadjax import data
 from gadjax.losses import bce_critic_loss
 from gadjax.metrics import roc_auc
-from gadjax.models.bigan import (NAME, BiGANConfig, EGBAD, discrimination_loss, egbad_score,
+from gadjax.models.bigan import (EGBAD_NETS, NAME, EGBAD, EGBADConfig, discrimination_loss, egbad_score,
                                  egbad_scores, generator_encoder_loss)
-from gadjax.nets import NetSpec
+from gadjax.nets import bind
 from gadjax.nets.bigan import DISCRIMINATORS, joint_discriminator
+from gadjax.optim import learning_rates
 from gadjax.scores import l1_residual
-from gadjax.train import RunConfig
 from gadjax.train.ema import ema_params
-from helpers import squares
+from helpers import squares, trace_once
 
-SPEC = NetSpec("dcgan", (16, 16, 1), z_dim=8, width=4)
-FAST = BiGANConfig(learning_rate=1e-3)
-RUN = RunConfig(steps=3, batch_size=8, progress=False)
+# Tiny nets (z_dim 8, width 4, LayerNorm critic), 3 steps of 8, and the rate set as
+# ``gadjax train --lr 3e-4`` sets it.
+FAST = EGBADConfig(z_dim=8, width=4, critic_norm="layer", steps=3, batch_size=8,
+                   score_batch_size=8).with_learning_rate(3e-4)
 
 
 @pytest.mark.parametrize("kind", DISCRIMINATORS)
@@ -58,23 +61,26 @@ def test_generator_encoder_loss_swaps_the_labels():
 def fitted():
     """One tiny EGBAD fitted for 3 steps on squares (one compile, shared by the tests)."""
     x = squares(24)
-    return EGBAD(SPEC, RUN, bigan=FAST, score_batch_size=8).fit(x[:16], x_val=x[16:]), x
+    det = EGBAD(FAST, progress=False)
+    det.build(x.shape[1:])
+    trace_once(det.trainer("model"))  # fit's steps and the extra one below: one trace
+    return det.fit(x[:16], x_val=x[16:]), x
 
 
 def test_two_players_train_every_net_without_recompiling(fitted):
     det, _ = fitted
-    trainer, state = det.trainer, det.state
+    trainer, state = det.trainer_, det.state
     assert [p.name for p in trainer.players] == ["discriminator", "generator_encoder"]
     assert trainer.players[1].nets == ("generator", "encoder")
-    assert trainer.trace_count == 1 and int(state.step) == 3
-    start = trainer.init(jax.random.PRNGKey(RUN.seed))  # the state train_loop started from
+    assert int(state.step) == 3
+    start = trainer.init(jax.random.PRNGKey(FAST.seed))  # the state train_loop started from
     for name in ("generator", "encoder", "discriminator"):
         changed = [not np.allclose(b, a) for b, a in zip(jax.tree.leaves(start.params[name]),
                                                          jax.tree.leaves(state.params[name]))]
         assert any(changed), f"{name} parameters did not move"
     # One more step, on a copy: the step donates its input state, which the detector still uses.
     state, metrics = trainer.step(jax.tree.map(jnp.copy, state), trainer.put_batches(data.to_float(fitted[1][:8], "tanh")[None]))
-    assert trainer.trace_count == 1 and bool(metrics["finite"])
+    assert bool(metrics["finite"])  # and no retrace (trace_once)
     for key in ("discriminator_loss", "generator_encoder_loss", "d_real", "d_fake"):
         assert np.isfinite(float(metrics[key])), key
 
@@ -94,20 +100,26 @@ def test_score_variants_match_their_definitions():
     np.testing.assert_allclose(mix, 0.9 * l1_residual(x, x_rec) + 0.1 * jax.nn.softplus(-logits), rtol=1e-5)
 
 
-@pytest.mark.parametrize("kwargs, match", [(dict(alpha=1.5), "alpha"), (dict(alpha=-0.1), "alpha"),
-                                           (dict(method="l2"), "score method")])
-def test_bad_score_arguments_raise(kwargs, match):
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(alpha=1.5), "alpha"), (dict(alpha=-0.1), "alpha"), (dict(alpha=float("nan")), "alpha"),
+    (dict(method="l2"), "method"), (dict(dropout=1.0), "dropout"), (dict(discriminator="mlp"), "discrim"),
+    (dict(learning_rate=0.0), "learning_rate"), (dict(prior="cauchy"), "prior"), (dict(beta1=1.0), "beta1"),
+    (dict(ema_decay=1.0), "ema_decay"), (dict(z_dim="8"), "z_dim"), (dict(hidden=2.5), "hidden"),
+    (dict(critic_norm="group"), "critic_norm"), (dict(net="lstm"), "net"), (dict(lr=1e-3), "lr")])
+def test_bad_settings_raise_at_construction(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        EGBAD(SPEC, RUN, **kwargs)
+        EGBAD(**kwargs)
+    with pytest.raises(ValueError, match=match):
+        EGBADConfig().replace(**kwargs)
 
 
-@pytest.mark.parametrize("kwargs, match", [(dict(dropout=1.0), "dropout"), (dict(discriminator="mlp"), "discrim"),
-                                           (dict(learning_rate=0.0), "learning_rate"), (dict(prior="cauchy"), "prior"),
-                                           (dict(beta1=1.0), "beta1"),
-                                           (dict(ema_decay=1.0), "ema_decay")])
-def test_bad_training_hyperparameters_raise(kwargs, match):
-    with pytest.raises(ValueError, match=match):
-        BiGANConfig(**kwargs)
+def test_defaults_are_the_papers():
+    cfg = EGBADConfig()
+    assert (cfg.learning_rate, cfg.beta1, cfg.z_dim, cfg.dropout, cfg.ema_decay) == (1e-5, 0.5, 200, 0.5, 0.999)
+    assert (cfg.alpha, cfg.method, cfg.discriminator, cfg.critic_norm) == (0.9, "feature-matching", "concat", "batch")
+    assert EGBAD().net_spec((28, 28, 1)) == EGBAD_NETS
+    assert EGBAD().net_spec((6,)).family == "mlp"
+    assert set(EGBADConfig.training_fields()).isdisjoint({"alpha", "method", "steps"})
 
 
 def test_detector_fits_scores_and_maps_with_both_methods(fitted):
@@ -120,26 +132,50 @@ def test_detector_fits_scores_and_maps_with_both_methods(fitted):
     np.testing.assert_allclose(details["score"], 0.9 * details["residual"] + 0.1 * details["discrimination"],
                                rtol=1e-5)
     assert det.anomaly_map(x[:5]).shape == (5, 16, 16) and det.predict(x).shape == (24,)
+    config = det.config
     try:
-        det.method = "cross-entropy"
+        det.config = config.replace(method="cross-entropy")  # score-only: no retraining
         ce = det.score_samples(x)
         assert np.isfinite(ce).all() and not np.allclose(ce, fm)
-        # The detector is a thin wrapper around the pure, jitted scorer.
-        t, s = det.trainer, det.state
+        # The detector is a thin wrapper around the pure scorer, fed the EMA weights.
+        t, s = det.trainer_, det.state
         ema = {n: ema_params(s.opt[p])[n] for n, p in [("generator", "generator_encoder"),
                                                         ("encoder", "generator_encoder"),
                                                         ("discriminator", "discriminator")]}
-        pure = egbad_scores(t.generator, t.encoder, t.discriminator, ema, s.stats,
-                            data.to_float(x[:8], "tanh"), 0.9, "cross-entropy")
+        xf = jnp.asarray(data.to_float(x[:8], "tanh"))
+        pure = egbad_scores({n: bind(t.nets[n], ema[n], s.stats[n]) for n in ema}, xf, det.config)
         np.testing.assert_allclose(pure["score"], ce[:8], rtol=1e-5)  # scored with the EMA weights
-        last = egbad_scores(t.generator, t.encoder, t.discriminator, s.params, s.stats,
-                            data.to_float(x[:8], "tanh"), 0.9, "cross-entropy")
+        last = egbad_scores({n: bind(t.nets[n], s.params[n], s.stats[n]) for n in ema}, xf, det.config)
         assert not np.allclose(last["score"], ce[:8], rtol=1e-5)
-        det.alpha = 2.0
         with pytest.raises(ValueError, match="alpha"):
-            det.score_samples(x)
+            det.config.replace(alpha=2.0)
     finally:
-        det.method, det.alpha = "feature-matching", 0.9
+        det.config = config
+
+
+def test_save_load_gives_identical_scores(fitted, tmp_path):
+    det, x = fitted
+    loaded = gadjax.load(det.save(tmp_path / "egbad"))
+    assert type(loaded) is EGBAD and loaded.config == det.config and loaded.threshold_ == det.threshold_
+    np.testing.assert_array_equal(loaded.score_samples(x), det.score_samples(x))
+
+
+def test_learning_rate_reaches_both_players(fitted):
+    """``--lr``: with_learning_rate sets the one Adam both players use (read back from
+    the fitted state; ``fitted`` uses it, so no second compile)."""
+    det, _ = fitted
+    rates = learning_rates(det.state.opt)
+    assert set(rates) == {"discriminator", "generator_encoder"}
+    assert all(np.float32(r) == np.float32(3e-4) for r in rates.values()), rates
+
+
+def test_thesis_nets_build_and_step():
+    det = EGBAD(net="thesis", z_dim=8, width=4, progress=False)
+    det.build((28, 28, 1))
+    t = det.trainer("model")
+    state = jax.eval_shape(t.init, jax.random.PRNGKey(0))
+    _, metrics = jax.eval_shape(t.step, state, jax.ShapeDtypeStruct((1, 8, 28, 28, 1), jnp.float32))
+    assert det.input_range_ == (0.0, 1.0) and "generator_encoder_loss" in metrics
 
 
 def test_quality_on_real_mnist_digit_1_vs_0(shared_data):
@@ -148,9 +184,9 @@ def test_quality_on_real_mnist_digit_1_vs_0(shared_data):
     split = data.one_class_split(mnist, 1, "one-normal", seed=0)
     pick = np.r_[np.flatnonzero(mnist.y_test == 1)[:100], np.flatnonzero(mnist.y_test == 0)[:100]]
     y = (mnist.y_test[pick] != 1).astype(int)
-    nets = NetSpec("dcgan", (28, 28, 1), z_dim=16, width=8, critic_norm="batch")  # BatchNorm D and E, as EGBAD
-    det = EGBAD(nets, RunConfig(steps=200, batch_size=32, seed=0, progress=False),
-                bigan=BiGANConfig(learning_rate=1e-3)).fit(split.x_train[:1000], split.x_val[:64])
+    # BatchNorm D and E, as EGBAD
+    det = EGBAD(z_dim=16, width=8, critic_norm="batch", steps=200, batch_size=32, seed=0, learning_rate=1e-3,
+                progress=False).fit(split.x_train[:1000], split.x_val[:64])
     auc = roc_auc(y, det.score_samples(mnist.x_test[pick]))
     assert auc > 0.9, auc
 
@@ -161,8 +197,9 @@ def test_tabular_rows_with_mlp_nets():
     normal = rng.normal(size=(512, 6)).astype(np.float32)
     test = np.concatenate([rng.normal(size=(50, 6)), rng.normal(size=(50, 6)) + 6.0]).astype(np.float32)
     y = np.r_[np.zeros(50), np.ones(50)].astype(int)
-    det = EGBAD(NetSpec("mlp", (6,), z_dim=4, width=16), RunConfig(steps=60, batch_size=64, progress=False),
-                bigan=BiGANConfig(learning_rate=1e-3)).fit(normal[:448], normal[448:])
+    det = EGBAD(z_dim=4, width=16, critic_norm="layer", steps=60, batch_size=64, learning_rate=1e-3,
+                progress=False).fit(normal[:448], normal[448:])
+    assert det.spec.family == "mlp"
     assert roc_auc(y, det.score_samples(test)) > 0.9
     with pytest.raises(ValueError, match=r"\(N, 6\)"):
         det.score_samples(np.zeros((3, 5), np.float32))

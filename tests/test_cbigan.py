@@ -1,20 +1,24 @@
 """CBiGAN: the consistency terms are exactly what is added to BiGAN's G+E loss, they make
 E and G invert each other faster than a plain BiGAN, the projection discriminator is the
-default, bad weights raise, the detector API and a seeded MNIST quality check."""
+default, bad settings raise, the learning rate reaches both players, save / load, the
+detector API and a seeded MNIST quality check."""
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import gadjax
 from gadjax import data
 from gadjax.metrics import roc_auc
-from gadjax.models.bigan import EGBAD, BiGANConfig, BiGANTrainer
+from gadjax.models.bigan import EGBAD, BiGANTrainer, EGBADConfig, egbad_scores
 from gadjax.models.cbigan import NAME, CBiGAN, CBiGANConfig, CBiGANTrainer, consistency_losses
 from gadjax.nets import NetSpec
-from gadjax.train import RunConfig
-from helpers import squares
+from gadjax.optim import learning_rates
+from helpers import squares, trace_once
 
 SPEC = NetSpec("dcgan", (16, 16, 1), z_dim=8, width=4)
+# The same nets as detector settings (SPEC's LayerNorm critic), a fast rate.
+TINY = dict(z_dim=8, width=4, critic_norm="layer", learning_rate=1e-3)
 
 
 def test_consistency_losses_are_batch_mean_l1_norms():
@@ -29,7 +33,7 @@ def test_consistency_losses_are_batch_mean_l1_norms():
 def test_generator_encoder_loss_is_bigan_plus_weighted_cycles():
     """Same nets, same init, same key: CBiGAN's G+E loss is BiGAN's plus exactly the
     weighted consistency terms (and BiGAN's when both weights are 0)."""
-    bigan = BiGANTrainer(SPEC, BiGANConfig())
+    bigan = BiGANTrainer(SPEC, EGBADConfig())
     cbigan = CBiGANTrainer(SPEC, CBiGANConfig(discriminator="concat", image_consistency=2.0, latent_consistency=0.5))
     state = bigan.init(jax.random.PRNGKey(0))
     c_state = cbigan.init(jax.random.PRNGKey(0))
@@ -50,15 +54,17 @@ def pair():
     """A BiGAN and a CBiGAN (default: projection D, both cycles) trained for the same 60
     steps from the same seed on the same squares."""
     x = squares(64)
-    run = RunConfig(steps=60, batch_size=8, seed=0, progress=False)
-    bigan = EGBAD(SPEC, run, bigan=BiGANConfig(learning_rate=1e-3), score_batch_size=8).fit(x)
-    cbigan = CBiGAN(SPEC, run, bigan=CBiGANConfig(learning_rate=1e-3), score_batch_size=8).fit(x)
-    return bigan, cbigan, x
+    run = dict(TINY, steps=60, batch_size=8, seed=0, score_batch_size=8, progress=False)
+    bigan = EGBAD(**run).fit(x)
+    cbigan = CBiGAN(**run)
+    cbigan.build(x.shape[1:])
+    trace_once(cbigan.trainer("model"))  # 60 steps, one trace
+    return bigan, cbigan.fit(x), x
 
 
 def test_consistency_makes_encoder_and_generator_invert_each_other(pair):
     bigan, cbigan, x = pair
-    assert isinstance(cbigan.trainer, CBiGANTrainer) and cbigan.trainer.trace_count == 1
+    assert isinstance(cbigan.trainer_, CBiGANTrainer) and int(cbigan.state.step) == 60
     paths = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_leaves_with_path(cbigan.state.params["discriminator"])]
     assert any("embed" in p for p in paths), "the default CBiGAN discriminator is the projection one"
     xf = data.to_float(x, "tanh")
@@ -69,7 +75,7 @@ def test_consistency_makes_encoder_and_generator_invert_each_other(pair):
     z = jax.random.normal(jax.random.PRNGKey(3), (32, SPEC.z_dim))
     cycle = {}
     for name, det in (("bigan", bigan), ("cbigan", cbigan)):
-        t, s = det.trainer, det.state
+        t, s = det.trainer_, det.state
         cycle[name] = float(jnp.mean(jnp.abs(z - t.encode(s, t.generate(s, z)))))
     assert cycle["cbigan"] < cycle["bigan"], cycle
 
@@ -77,35 +83,63 @@ def test_consistency_makes_encoder_and_generator_invert_each_other(pair):
 def test_detector_fits_scores_and_maps(pair):
     assert NAME == "cbigan"
     _, det, x = pair
-    start = det.trainer.init(jax.random.PRNGKey(0))
+    start = det.trainer_.init(jax.random.PRNGKey(0))
     for name in ("generator", "encoder", "discriminator"):
         assert any(not np.allclose(a, b) for a, b in zip(jax.tree.leaves(start.params[name]),
                                                          jax.tree.leaves(det.state.params[name]))), name
     scores = det.score_samples(x)
     assert scores.shape == (64,) and np.isfinite(scores).all()
     assert det.anomaly_map(x[:5]).shape == (5, 16, 16) and det.predict(x).shape == (64,)
+    config = det.config
     try:
-        det.method = "cross-entropy"
+        det.config = config.replace(method="cross-entropy")  # score-only: no retraining
         ce = det.score_samples(x)
         assert np.isfinite(ce).all() and not np.allclose(ce, scores)
     finally:
-        det.method = "feature-matching"
+        det.config = config
+    # CBiGAN scores with EGBAD's pure scorer, on the EMA weights.
+    assert CBiGAN.score_fn is egbad_scores
+    np.testing.assert_allclose(egbad_scores(det.scoring_nets(), jnp.asarray(data.to_float(x[:8], "tanh")),
+                                            det.config)["score"], scores[:8], rtol=1e-5)
+
+
+def test_save_load_gives_identical_scores(pair, tmp_path):
+    _, det, x = pair
+    loaded = gadjax.load(det.save(tmp_path / "cbigan"))
+    assert type(loaded) is CBiGAN and loaded.config == det.config
+    np.testing.assert_array_equal(loaded.score_samples(x), det.score_samples(x))
+
+
+def test_learning_rate_reaches_both_players():
+    """``--lr``: with_learning_rate sets the one Adam both players use."""
+    config = CBiGANConfig(**TINY, steps=1, batch_size=8).with_learning_rate(3e-4)
+    det = CBiGAN(config, progress=False).fit(squares(8))
+    rates = learning_rates(det.state.opt)
+    assert set(rates) == {"discriminator", "generator_encoder"}
+    assert all(np.float32(r) == np.float32(3e-4) for r in rates.values()), rates
 
 
 @pytest.mark.parametrize("kwargs, match", [(dict(image_consistency=-1.0), "image_consistency"),
                                            (dict(latent_consistency=float("nan")), "latent_consistency"),
-                                           (dict(discriminator="mlp"), "discriminator")])
-def test_bad_weights_raise(kwargs, match):
+                                           (dict(image_consistency="1"), "image_consistency"),
+                                           (dict(discriminator="mlp"), "discriminator"),
+                                           (dict(dropout=1.0), "dropout"), (dict(consistency=1.0), "consistency")])
+def test_bad_settings_raise(kwargs, match):
     with pytest.raises(ValueError, match=match):
-        CBiGANConfig(**kwargs)
+        CBiGANConfig().replace(**kwargs)
+    with pytest.raises(ValueError, match=match):
+        CBiGAN(**kwargs)
 
 
 def test_needs_consistency_config_and_valid_alpha():
     with pytest.raises(TypeError, match="CBiGANConfig"):
-        CBiGAN(SPEC, bigan=BiGANConfig())
+        CBiGAN(EGBADConfig())
+    with pytest.raises(TypeError, match="CBiGANConfig"):
+        CBiGANTrainer(SPEC, EGBADConfig())
     with pytest.raises(ValueError, match="alpha"):
-        CBiGAN(SPEC, alpha=1.01)
-    assert CBiGANConfig().discriminator == "projection"
+        CBiGAN(alpha=1.01)
+    assert CBiGANConfig().discriminator == "projection" and CBiGAN().config == CBiGANConfig()
+    assert CBiGAN.name == NAME and EGBAD.name == "egbad"
 
 
 def test_quality_on_real_mnist_digit_1_vs_0(shared_data):
@@ -114,9 +148,8 @@ def test_quality_on_real_mnist_digit_1_vs_0(shared_data):
     split = data.one_class_split(mnist, 1, "one-normal", seed=0)
     pick = np.r_[np.flatnonzero(mnist.y_test == 1)[:100], np.flatnonzero(mnist.y_test == 0)[:100]]
     y = (mnist.y_test[pick] != 1).astype(int)
-    nets = NetSpec("dcgan", (28, 28, 1), z_dim=16, width=8, critic_norm="batch")
-    det = CBiGAN(nets, RunConfig(steps=100, batch_size=32, seed=0, progress=False),
-                 bigan=CBiGANConfig(learning_rate=1e-3)).fit(split.x_train[:1000], split.x_val[:64])
+    det = CBiGAN(z_dim=16, width=8, critic_norm="batch", steps=100, batch_size=32, seed=0, learning_rate=1e-3,
+                 progress=False).fit(split.x_train[:1000], split.x_val[:64])
     auc = roc_auc(y, det.score_samples(mnist.x_test[pick]))
     assert auc > 0.95, auc
 

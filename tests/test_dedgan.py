@@ -1,20 +1,26 @@
 """DED-GAN: training steps, the weighted generator loss, the latent-distance score
-recomputed by hand, batch-independent scoring, the detector API, MNIST quality."""
+recomputed by hand, batch-independent scoring, the detector API, bad settings, --lr reaching
+both optimisers, save / load, MNIST quality."""
+import copy
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import nnx
 
+import gadjax
 from gadjax import data
 from gadjax.metrics import roc_auc, threshold_from_normal
+from gadjax.models import ConfigError
 from gadjax.models.dedgan import NAME, DEDGAN, DEDGANConfig, DEDGANTrainer, dedgan_scores, latent_distance
 from gadjax.nets import NetSpec
-from gadjax.train import RunConfig
+from gadjax.optim import learning_rates
 from helpers import squares as _squares
+from helpers import trace_once
 
 SPEC = NetSpec("dcgan", (16, 16, 1), z_dim=8, width=4)
-RUN = RunConfig(steps=3, batch_size=8, progress=False)
+SMALL = dict(z_dim=8, width=4, steps=3, batch_size=8, score_batch_size=8)
 
 
 def _leaves(tree):
@@ -24,17 +30,18 @@ def _leaves(tree):
 @pytest.fixture(scope="module")
 def fitted():
     x = _squares(24)
-    return DEDGAN(SPEC, RUN, score_batch_size=8).fit(x[:16], x_val=x[16:]), x
+    # --lr 3e-4 (the default is 2e-4): test_lr_reaches_both_optimisers reads it back.
+    det = DEDGAN(DEDGANConfig(**SMALL).with_learning_rate(3e-4), progress=False)
+    return det.fit(x[:16], x_val=x[16:]), x
 
 
 def test_steps_train_both_players_without_recompiling():
-    trainer = DEDGANTrainer(SPEC)
+    trainer = trace_once(DEDGANTrainer(SPEC))
     state = trainer.init(jax.random.PRNGKey(0))
     before = {n: _leaves(state.params[n]) for n in ("generator", "discriminator")}
     batch = trainer.put_batches(data.to_float(_squares(8), "tanh")[None])
     for _ in range(3):
-        state, metrics = trainer.step(state, batch)
-    assert trainer.trace_count == 1
+        state, metrics = trainer.step(state, batch)  # trace_once: a second trace fails
     assert int(state.step) == 3 and bool(metrics["finite"]) and float(metrics["discriminator_reinit"]) == 0.0
     for k in ("generator_loss", "discriminator_loss", "adv_loss", "rec_loss", "lat_loss"):
         assert np.isfinite(float(metrics[k])), k
@@ -78,15 +85,44 @@ def test_bad_hyper_parameters_raise(kwargs, match):
         DEDGANConfig(**kwargs)
 
 
+@pytest.mark.parametrize("kwargs, field", [
+    (dict(w_rec="50"), "w_rec"),                # wrong type
+    (dict(score_p=2.5), "score_p"),             # not an integer
+    (dict(beta2=float("nan")), "beta2"),        # NaN
+    (dict(z_dim=0), "z_dim"),                   # out of range
+    (dict(w_adv=0.0, w_rec=0.0, w_lat=0.0), "w_adv"),  # the cross-field rule
+    (dict(lam=0.5), "lam"),                     # unknown field
+])
+def test_bad_settings_raise_at_construction(kwargs, field):
+    with pytest.raises(ConfigError, match=field) as err:
+        DEDGAN(**kwargs)
+    assert err.value.field == field
+
+
 def test_non_dcgan_nets_are_refused():
     with pytest.raises(ValueError, match="dcgan"):
-        DEDGAN(NetSpec("thesis", (28, 28, 1)))
+        DEDGAN(net="thesis")
+    with pytest.raises(ValueError, match="images"):
+        DEDGAN(**SMALL, progress=False).fit(np.zeros((16, 8), np.float32))  # rows: no DCGAN nets for them
+
+
+def test_lr_reaches_both_optimisers(fitted):
+    det, _ = fitted  # fitted with with_learning_rate(3e-4), what gadjax train --lr does
+    rates = {p: np.float32(r) for p, r in learning_rates(det.state.opt).items()}
+    assert rates == {p: np.float32(3e-4) for p in ("generator", "discriminator")}
+
+
+def test_save_load_round_trip(fitted, tmp_path):
+    det, x = fitted
+    loaded = gadjax.load(det.save(tmp_path / "det"))
+    assert type(loaded) is DEDGAN and loaded.config == det.config and loaded.threshold_ == det.threshold_
+    np.testing.assert_array_equal(loaded.score_samples(x), det.score_samples(x))
 
 
 def test_score_is_the_latent_distance_recomputed_by_hand(fitted):
     det, x = fitted
     params, stats = det.state.params["generator"], det.state.stats["generator"]
-    net = nnx.merge(det.trainer.generator.graphdef, params, stats, copy=True)
+    net = nnx.merge(det.trainer_.generator.graphdef, params, stats, copy=True)
     xf = jnp.asarray(data.to_float(x, "tanh"))
     # The two sub-networks one at a time, BatchNorm on running averages (train=False).
     z1 = net.first.encoder(xf, train=False)
@@ -97,17 +133,18 @@ def test_score_is_the_latent_distance_recomputed_by_hand(fitted):
     np.testing.assert_allclose(det.score_samples(x), by_hand, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(det.reconstruct(x), np.asarray(x1), atol=1e-5)
     np.testing.assert_allclose(det.anomaly_map(x), np.mean(np.abs(np.asarray(xf - x1)), -1), atol=1e-5)
-    l1 = DEDGAN(SPEC, RUN, config=DEDGANConfig(score_p=1))
-    l1.trainer, l1.state, l1.image_shape_ = det.trainer, det.state, det.image_shape_
+    l1 = copy.copy(det)  # score_p is score-only: the same trained model scores with p = 1
+    l1.config = det.config.replace(score_p=1)
     np.testing.assert_allclose(l1.score_samples(x), np.mean(np.abs(np.asarray(z1 - z2)), -1), rtol=1e-5)
 
 
 def test_one_images_score_does_not_depend_on_its_batch(fitted):
     det, x = fitted
     xf = jnp.asarray(data.to_float(x, "tanh"))
-    g, params, stats = det.trainer.generator, det.state.params["generator"], det.state.stats["generator"]
-    a = dedgan_scores(g, params, stats, xf[:8])["score"]
-    b = dedgan_scores(g, params, stats, jnp.concatenate([xf[:1], xf[-7:][::-1]]))["score"]
+    g, params, stats = det.trainer_.generator, det.state.params["generator"], det.state.stats["generator"]
+    nets = det.scoring_nets()
+    a = dedgan_scores(nets, xf[:8])["score"]
+    b = dedgan_scores(nets, jnp.concatenate([xf[:1], xf[-7:][::-1]]))["score"]
     np.testing.assert_allclose(a[0], b[0], rtol=1e-6)
     np.testing.assert_allclose(det.score_samples(x[:1]), det.score_samples(x)[:1], rtol=1e-6)
     # The check can fail: with batch statistics (train mode) the same image scores differently.
@@ -136,8 +173,7 @@ def test_quality_on_real_mnist_digit_1_vs_0(shared_data):
     split = data.one_class_split(mnist, 1, "one-normal", seed=0)
     pick = np.r_[np.flatnonzero(mnist.y_test == 1)[:100], np.flatnonzero(mnist.y_test == 0)[:100]]
     y_test = (mnist.y_test[pick] != 1).astype(int)
-    det = DEDGAN(NetSpec("dcgan", (28, 28, 1), z_dim=16, width=8),
-                 RunConfig(steps=120, batch_size=32, seed=0, progress=False))
+    det = DEDGAN(z_dim=16, width=8, steps=120, batch_size=32, seed=0, progress=False)
     det.fit(split.x_train[:1500], split.x_val[:64])
     auc = roc_auc(y_test, det.score_samples(mnist.x_test[pick]))
     assert auc > 0.9, auc

@@ -1,26 +1,42 @@
 """GAN ensemble: stacked members, one random (generator, discriminator) pair per step,
-member-averaged scores computed by one vmap."""
+member-averaged scores computed by one vmap, the config that reads through to its base's,
+bad settings, --lr reaching every member's optimisers, and save / load."""
 import jax
 import numpy as np
 import pytest
 
+import gadjax
 from gadjax import data
-from gadjax.models.ensemble import EnsembleTrainer, GANEnsemble
-from gadjax.models.joint_encoder import JointEncoder, JointEncoderTrainer
+from gadjax.models import DETECTORS, ConfigError
+from gadjax.models.dedgan import DEDGANConfig
+from gadjax.models.ensemble import EnsembleConfig, EnsembleTrainer, GANEnsemble, ensemble_bases
+from gadjax.models.joint_encoder import JointEncoder, JointEncoderConfig, JointEncoderTrainer
 from gadjax.nets import NetSpec
-from gadjax.train import GANConfig, RunConfig, TrainState
+from gadjax.optim import learning_rates
+from gadjax.train import GANConfig
 from helpers import squares as _images
+from helpers import trace_once
 
 CFG = GANConfig(NetSpec("dcgan", (16, 16, 1), z_dim=8, width=4), "wgan-gp", n_critic=2)
-RUN = RunConfig(steps=4, batch_size=8, progress=False)
+SMALL = dict(net="dcgan", z_dim=8, width=4, n_critic=2, steps=4, batch_size=8, score_batch_size=8)
 
 
 def _member(tree, k):
     return [np.asarray(a[k]) for a in jax.tree.leaves(tree)]
 
 
+@pytest.fixture(scope="module")
+def fitted():
+    x = _images(24)
+    # --lr 3e-4: test_lr_reaches_every_members_optimisers reads it back.
+    det = GANEnsemble(EnsembleConfig(members=3, base_config=SMALL).with_learning_rate(3e-4), progress=False)
+    det.build(x.shape[1:])
+    trace_once(det.trainer("model"))
+    return det.fit(x[:16], x_val=x[16:]), x
+
+
 def test_one_pair_updated_per_step():
-    trainer = EnsembleTrainer(JointEncoderTrainer(CFG), members=3)
+    trainer = trace_once(EnsembleTrainer(JointEncoderTrainer(CFG), members=3))
     state = trainer.init(jax.random.PRNGKey(0))
     assert jax.tree.leaves(state.params["generator"])[0].shape[0] == 3
     # Members start different (independent initialisations).
@@ -41,25 +57,58 @@ def test_one_pair_updated_per_step():
         assert g_changed == (k == i) and e_changed == (k == i), (k, i)
         assert d_changed == (k == j), (k, j)
     for _ in range(2):
-        state, _ = trainer.step(state, trainer.put_batches(x))
-    assert trainer.trace_count == 1
+        state, _ = trainer.step(state, trainer.put_batches(x))  # trace_once: no retrace
 
 
-def test_ensemble_detector_averages_member_scores():
-    det = GANEnsemble(JointEncoder(CFG, RUN), members=3, score_batch_size=8)
-    x = _images(24)
-    det.fit(x[:16], x_val=x[16:])
+def test_ensemble_detector_averages_member_scores(fitted):
+    det, x = fitted
     details = det.score_details(x)
     assert details["member_scores"].shape == (24, 3)
     np.testing.assert_allclose(details["score"], details["member_scores"].mean(1), rtol=1e-5)
-    # Member k's score equals the base detector's score with member k's parameters.
-    base = det.base
-    s = det.state
-    member1 = TrainState(s.step, s.key, jax.tree.map(lambda a: a[1], s.params),
-                         jax.tree.map(lambda a: a[1], s.stats), {})
-    one = base.score_state(member1, data.to_float(x[:8], "tanh"))
+    # Member k's score equals the base detector's score with member k's weights.
+    assert isinstance(det.base, JointEncoder)
+    member1 = jax.tree.map(lambda a: a[1], det.scoring_nets())
+    one = det.base.score_fn(member1, data.to_float(x[:8], "tanh"), det.config.base_config)
     np.testing.assert_allclose(one["score"], details["member_scores"][:8, 1], rtol=1e-5)
     assert det.anomaly_map(x[:2]).shape == (2, 16, 16)
+
+
+def test_config_reads_through_to_its_base():
+    cfg = EnsembleConfig(members=2, base_config={"steps": 7, "lam": 0.2})
+    assert type(cfg.base_config) is JointEncoderConfig and cfg.base == "joint_encoder"
+    assert (cfg.steps, cfg.lam, cfg.learning_rate, cfg.families) == (7, 0.2, None, JointEncoderConfig.families)
+    assert cfg.default_family((28, 28, 1)) == "thesis" and cfg.rate("encoder", 1e-4) == 1e-4
+    # replace: own fields here, the rest to the base config; a new base starts from its defaults.
+    new = cfg.replace(members=4, width=8)
+    assert (new.members, new.base_config) == (4, cfg.base_config.replace(width=8))
+    ded = cfg.replace(base="dedgan", w_rec=3.0)
+    assert ded.base_config == DEDGANConfig(w_rec=3.0)
+    lr = cfg.with_learning_rate(3e-4)
+    assert type(lr) is EnsembleConfig and lr.base_config == cfg.base_config.with_learning_rate(3e-4)
+    assert set(cfg.training_fields()) >= {"base", "members", "z_dim", "gan_loss"}
+    assert "lam" not in cfg.training_fields()  # score-only in the base, score-only here
+    for c in (cfg, ded):
+        assert EnsembleConfig.from_dict(c.to_dict()) == c and isinstance(c.to_dict()["base_config"], dict)
+    assert hash(cfg) == hash(EnsembleConfig.from_dict(cfg.to_dict()))  # a static jit argument
+    assert set(ensemble_bases()) >= {"joint_encoder", "dedgan", "skip_ganomaly", "ganomaly"}
+    # Not AnoGAN / f-AnoGAN (GAN and scorer apart) nor MAD-GAN (its scorer takes a key).
+    assert not set(ensemble_bases()) & {"ensemble", "anogan", "fanogan", "madgan"}
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    (dict(members=1), "members"),                     # out of range
+    (dict(members=2.5), "members"),                   # wrong type
+    (dict(base="ensemble"), "base"),                  # not a base model
+    (dict(base="anogan"), "base"),
+    (dict(base="madgan"), "base"),
+    (dict(base_config=DEDGANConfig()), "base_config"),  # the config of another base
+    (dict(lam=float("nan")), "lam"),                  # NaN, in the base's fields
+    (dict(foo=1), "foo"),                             # unknown field
+])
+def test_bad_settings_raise_at_construction(kwargs, field):
+    with pytest.raises(ConfigError, match=field) as err:
+        GANEnsemble(**kwargs)
+    assert err.value.field == field
 
 
 def test_bad_arguments():
@@ -67,8 +116,25 @@ def test_bad_arguments():
         EnsembleTrainer(JointEncoderTrainer(CFG), members=1)
     with pytest.raises(ValueError, match="discriminator player"):
         EnsembleTrainer(JointEncoderTrainer(CFG), members=2, discriminator_player="nope")
-    with pytest.raises(TypeError, match="PlayerDetector"):
+    with pytest.raises(TypeError, match="EnsembleConfig"):
         GANEnsemble(object())
+
+
+def test_lr_reaches_every_members_optimisers(fitted):
+    det, _ = fitted  # fitted with with_learning_rate(3e-4), what gadjax train --lr does
+    for k in range(3):
+        rates = learning_rates(jax.tree.map(lambda a, k=k: a[k], det.state.opt))
+        assert {p: np.float32(r) for p, r in rates.items()} == {p: np.float32(3e-4)
+                                                               for p in ("critic", "generator", "encoder")}
+
+
+def test_save_load_round_trip(fitted, tmp_path):
+    det, x = fitted
+    loaded = gadjax.load(det.save(tmp_path / "det"))
+    assert type(loaded) is GANEnsemble and loaded.config == det.config and loaded.threshold_ == det.threshold_
+    a, b = det.score_details(x), loaded.score_details(x)
+    for k in ("score", "member_scores"):
+        np.testing.assert_array_equal(b[k], a[k])
 
 
 ENSEMBLE_BASES = ("egbad", "alad", "ganomaly", "skip_ganomaly", "cbigan", "dedgan", "joint_encoder")
@@ -78,15 +144,15 @@ ENSEMBLE_BASES = ("egbad", "alad", "ganomaly", "skip_ganomaly", "cbigan", "dedga
 def test_every_end_to_end_detector_can_be_ensembled(name):
     """Han et al.'s ensemble "over any base model": every end-to-end detector of the
     registry trains as a 2-member ensemble (one compiled step) and scores finitely."""
-    from gadjax.models import DETECTORS
-
-    cls = DETECTORS[name]
-    base = cls(CFG if name == "joint_encoder" else CFG.nets, RunConfig(steps=2, batch_size=8, progress=False))
-    det = GANEnsemble(base, members=2, score_batch_size=8)
+    fields = DETECTORS[name].config_class.field_names()
+    small = {k: v for k, v in dict(z_dim=8, width=4, n_critic=2, steps=2, batch_size=8,
+                                   score_batch_size=8).items() if k in fields}
+    det = GANEnsemble(base=name, members=2, **small, progress=False)
     x = _images(24)
+    det.build(x.shape[1:])
+    trace_once(det.trainer("model"))
     det.fit(x[:16], x_val=x[16:])
     details = det.score_details(x[:8])
     assert details["member_scores"].shape == (8, 2) and np.isfinite(details["member_scores"]).all()
-    assert det.trainer.trace_count == 1
     # The members were trained as a pair each step, not left at their (different) initialisations.
     assert int(det.state.step) == 2

@@ -60,14 +60,14 @@ def test_one_class_table(tmp_path):
     # The grid appends to one_class.jsonl while it runs: render the recorded seed-0, 800-step
     # Fashion-MNIST one-normal ALAD rows only, so later runs do not move the numbers checked.
     rows = [r for r in common.load_rows(RESULTS / "one_class.jsonl")
-            if (r["dataset"], r["protocol"], r["model"], r["seed"], r["config"]["steps"])
+            if (r["dataset"], r["protocol"], r["model"], r["seed"], r["config"].get("steps"))
             == ("fashion_mnist", "one-normal", "alad", 0, 800)]
     assert sorted(r["normal_class"] for r in rows) == list(range(10))
     (tmp_path / one_class.RESULTS).write_text("".join(json.dumps(r) + "\n" for r in rows))
     text = one_class.write_table(tmp_path)
     assert "## fashion_mnist, one-normal" in text
     row = next(line for line in text.splitlines() if line.startswith("| alad |"))
-    assert row.startswith("| alad | 800 | 16 | 0 | 1000 | 0.915 | 0.978 |")
+    assert row.startswith("| alad | 800 | 16 | paper | 0 | 1000 | 0.915 | 0.978 |")
     assert row.endswith("| 0.905 | 0.805 |")  # mean AUROC, mean F1 over the ten classes
     assert (tmp_path / one_class.TABLE).read_text() == text
     assert (tmp_path / "one_class_fashion_mnist_one-normal.png").stat().st_size > 0

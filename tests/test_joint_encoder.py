@@ -1,22 +1,37 @@
 """Berg et al. joint encoder: a third player that never disturbs the GAN, the image-space
-loss, and the normalised-residual + origin-distance score."""
+loss, the normalised-residual + origin-distance score, the default nets, bad settings,
+--lr reaching every optimiser, and save / load."""
 import jax
 import numpy as np
 import pytest
 
+import gadjax
 from gadjax import data
-from gadjax.models.joint_encoder import JointEncoder, JointEncoderTrainer, joint_encoder_scores
+from gadjax.models import ConfigError
+from gadjax.models.joint_encoder import JointEncoder, JointEncoderConfig, JointEncoderTrainer, joint_encoder_scores
 from gadjax.nets import NetSpec
+from gadjax.optim import learning_rates
 from gadjax.scores import berg_score
-from gadjax.train import GANConfig, GANTrainer, RunConfig
+from gadjax.train import GANConfig, GANTrainer
 from helpers import squares as _images
+from helpers import trace_once
 
 CFG = GANConfig(NetSpec("dcgan", (16, 16, 1), z_dim=8, width=4), "wgan-gp", n_critic=2)
+SMALL = dict(net="dcgan", z_dim=8, width=4, n_critic=2, steps=3, batch_size=8, score_batch_size=8)
+PLAYERS = ("critic", "generator", "encoder")
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    x = _images(24)
+    # --lr 3e-4 over an encoder rate of its own: test_lr_reaches_every_optimiser reads it back.
+    cfg = JointEncoderConfig(**SMALL, lam=0.3, encoder_learning_rate=5e-5).with_learning_rate(3e-4)
+    return JointEncoder(cfg, progress=False).fit(x[:16], x_val=x[16:]), x
 
 
 def test_encoder_is_trained_jointly_without_touching_the_gan():
-    joint, gan = JointEncoderTrainer(CFG), GANTrainer(CFG)
-    assert [p.name for p in joint.players] == ["critic", "generator", "encoder"]
+    joint, gan = trace_once(JointEncoderTrainer(CFG)), GANTrainer(CFG)
+    assert [p.name for p in joint.players] == list(PLAYERS)
     g_state = gan.init(jax.random.PRNGKey(0))
     j_state = joint.init(jax.random.PRNGKey(0))
     # Same GAN starting point in both, so any difference could only come from the encoder.
@@ -28,27 +43,24 @@ def test_encoder_is_trained_jointly_without_touching_the_gan():
     x = data.to_float(_images(16), "tanh").reshape(2, 8, 16, 16, 1)
     for _ in range(3):
         g_state, _ = gan.step(g_state, gan.put_batches(x))
-        j_state, metrics = joint.step(j_state, joint.put_batches(x))
+        j_state, metrics = joint.step(j_state, joint.put_batches(x))  # trace_once: one trace
     for net in ("generator", "critic"):
         for a, b in zip(jax.tree.leaves(g_state.params[net]), jax.tree.leaves(j_state.params[net])):
             np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
     assert any(not np.allclose(a, b) for a, b in zip(jax.tree.leaves(e_before),
                                                      jax.tree.leaves(j_state.params["encoder"])))
-    assert np.isfinite(float(metrics["encoder_loss"])) and joint.trace_count == 1
+    assert np.isfinite(float(metrics["encoder_loss"]))
 
 
-def test_score_is_berg_score_and_detector_works():
-    det = JointEncoder(CFG, RunConfig(steps=3, batch_size=8, progress=False), lam=0.3, score_batch_size=8)
-    x = _images(24)
-    det.fit(x[:16], x_val=x[16:])
+def test_score_is_berg_score_and_detector_works(fitted):
+    det, x = fitted
     scores = det.score_samples(x)
     xf = data.to_float(x[:8], "tanh")
-    t, s = det.trainer, det.state
+    t, s = det.trainer_, det.state
     z = t.encoder(s.params["encoder"], s.stats["encoder"], xf)
     rec = t.generator(s.params["generator"], s.stats["generator"], z)
     np.testing.assert_allclose(scores[:8], berg_score(xf, rec, z, 0.3), rtol=1e-5)
-    out = joint_encoder_scores(t.generator, t.encoder, s.params["generator"], s.stats["generator"],
-                               s.params["encoder"], s.stats["encoder"], xf, 0.3)
+    out = joint_encoder_scores(det.scoring_nets(), xf, det.config)
     np.testing.assert_allclose(out["score"], scores[:8], rtol=1e-5)
     # The two terms are reported so each can be judged alone.
     np.testing.assert_allclose(0.3 * out["residual"] + 0.7 * out["origin"], out["score"], rtol=1e-5)
@@ -56,6 +68,51 @@ def test_score_is_berg_score_and_detector_works():
     assert det.anomaly_map(x[:3]).shape == (3, 16, 16)
 
 
-def test_lam_is_validated():
-    with pytest.raises(ValueError, match="lam"):
-        JointEncoder(CFG, lam=1.5)
+def test_default_nets_follow_the_data():
+    det = JointEncoder()
+    thesis, dcgan, mlp = (det.net_spec(s) for s in ((28, 28, 1), (32, 32, 3), (10,)))
+    assert (thesis.family, thesis.z_dim) == ("thesis", 128)  # Berg et al.'s nets for 28x28 gray
+    assert (dcgan.family, dcgan.z_dim, dcgan.critic_norm) == ("dcgan", 100, "layer")  # per-sample critic for GP
+    assert mlp.family == "mlp"
+
+
+@pytest.mark.parametrize("kwargs, field", [
+    (dict(lam=1.5), "lam"),                          # out of range
+    (dict(lam="0.1"), "lam"),                        # wrong type
+    (dict(encoder_learning_rate=float("nan")), "encoder_learning_rate"),  # NaN
+    (dict(n_critic=0), "n_critic"),
+    (dict(gan_loss="hinge"), "gan_loss"),
+    (dict(critic_norm="batch"), "critic_norm"),      # the gradient penalty needs a per-sample critic
+    (dict(alpha=0.5), "alpha"),                      # unknown field
+])
+def test_bad_settings_raise_at_construction(kwargs, field):
+    with pytest.raises(ConfigError, match=field) as err:
+        JointEncoder(**kwargs)
+    assert err.value.field == field
+
+
+def test_lr_reaches_every_optimiser(fitted):
+    det, _ = fitted  # fitted with with_learning_rate(3e-4), what gadjax train --lr does
+    assert det.config.encoder_learning_rate is None
+    rates = {p: np.float32(r) for p, r in learning_rates(det.state.opt).items()}
+    assert rates == {p: np.float32(3e-4) for p in PLAYERS}
+
+
+def test_encoder_rate_follows_the_gan_unless_set():
+    def rates(**kwargs):  # each player's optimiser state on a stand-in parameter (no nets, no compile)
+        det = JointEncoder(**SMALL, **kwargs)
+        det.build((16, 16, 1))
+        opt = {p.name: p.optimizer.init({"w": jax.numpy.zeros(1)}) for p in det.trainer("model").players}
+        return {p: np.float32(r) for p, r in learning_rates(opt).items()}
+
+    f32 = np.float32
+    assert rates() == {p: f32(1e-4) for p in PLAYERS}  # WGAN-GP's paper rate for all three
+    assert rates(learning_rate=2e-4) == {p: f32(2e-4) for p in PLAYERS}
+    assert rates(encoder_learning_rate=5e-5) == {"critic": f32(1e-4), "generator": f32(1e-4), "encoder": f32(5e-5)}
+
+
+def test_save_load_round_trip(fitted, tmp_path):
+    det, x = fitted
+    loaded = gadjax.load(det.save(tmp_path / "det"))
+    assert type(loaded) is JointEncoder and loaded.config == det.config and loaded.threshold_ == det.threshold_
+    np.testing.assert_array_equal(loaded.score_samples(x), det.score_samples(x))

@@ -1,19 +1,23 @@
 """MAD-GAN and the time-series utilities: windows and the series loader round-trip and
 fail clearly; the LSTM matches a step-by-step reference; a trained MAD-GAN scores injected
 anomalies (spikes, level shifts, a broken correlation) higher; the batched DR-score equals
-a per-window recomputation; training compiles once."""
+a per-window recomputation; training compiles once, scoring once per batch shape; bad
+settings fail at construction; ``--lr`` reaches both optimisers; save/load round-trips."""
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import gadjax
 from gadjax.metrics import roc_auc
 from gadjax.models import anogan_search
-from gadjax.models.madgan import MADGAN, dr_scores, dr_trace_count, madgan_scores
+from gadjax.models import madgan as M
+from gadjax.models.madgan import MADGAN, MADGANConfig, dr_scores, madgan_scores
 from gadjax.nets.lstm import LSTM, LSTMSpec, build_lstm_nets
+from gadjax.optim import learning_rates
 from gadjax.timeseries import (MinMaxScaling, load_series, sliding_windows, synthetic_series, window_labels,
                                windows_to_steps)
-from gadjax.train import RunConfig
+from helpers import trace_once
 
 T, STRIDE, F = 16, 4, 6
 
@@ -170,42 +174,54 @@ def fitted():
     series, labels = synthetic_series(3000, F, n_anomalies=9, anomaly_start=2000, seed=0)
     scale = MinMaxScaling.fit(series[:2000])
     scaled = scale(series)
-    spec = LSTMSpec((T, F), latent=4, hidden=32, generator_depth=1, discriminator_depth=1)
-    det = MADGAN(spec, RunConfig(steps=300, batch_size=32, progress=False), search_steps=100,
-                 generator_repeats=1, score_batch_size=128)
-    det.fit(sliding_windows(scaled[:1800], T, STRIDE), sliding_windows(scaled[1800:2000], T, STRIDE))
+    det = MADGAN(window=T, stride=STRIDE, z_dim=4, width=32, generator_depth=1, discriminator_depth=1, steps=300,
+                 batch_size=32, search_steps=100, generator_repeats=1, score_batch_size=128, progress=False)
+    train = sliding_windows(scaled[:1800], T, STRIDE)
+    det.build(train.shape[1:])
+    trace_once(det.trainer("model"))   # one compiled training step for the whole run
+    det.fit(train, sliding_windows(scaled[1800:2000], T, STRIDE))
     return det, scaled[2000:], labels[2000:]
+
+
+def _compiled() -> tuple[int, ...]:
+    """Compiled variants of every scoring program (search loop forms and the DR combination)."""
+    jits = (anogan_search._search_jit, anogan_search._host_init_jit, anogan_search._host_step_jit,
+            anogan_search._host_final_jit, M._discriminate_and_combine)
+    return tuple(j._cache_size() for j in jits)
 
 
 def test_madgan_scores_injected_anomalies_higher(fitted):
     det, test, labels = fitted
     windows, y = sliding_windows(test, T, STRIDE), window_labels(labels, T, STRIDE)
-    traces = anogan_search.trace_count(), dr_trace_count()
+    compiled = _compiled()
     details = det.score_details(windows)   # same padded batch size as the validation scoring in fit
-    assert (anogan_search.trace_count(), dr_trace_count()) == traces    # so nothing is traced again
+    assert _compiled() == compiled         # so nothing is compiled again
     assert details["score"].shape == (len(windows),) and details["step_scores"].shape == (len(windows), T)
     assert roc_auc(y, details["score"]) > 0.75
-    # Per-time-step scores (overlapping windows averaged) also rank anomalous steps higher.
-    steps = det.score_series(test, STRIDE)
+    # Per-time-step scores (overlapping windows averaged) also rank anomalous steps higher;
+    # the windows are cut every config.stride steps.
+    steps = det.score_series(test)
     covered = ~np.isnan(steps)
     assert steps.shape == (len(test),) and covered.sum() > 0.98 * len(test)
     assert roc_auc(labels[covered], steps[covered]) > 0.7
-    assert det.trainer.trace_count == 1   # one compiled training step for the whole run
     assert det.predict(windows).shape == (len(windows),)
+    # The authors' optimisers: SGD 0.1 for D, Adam 1e-3 for G.
+    assert {k: np.float32(v) for k, v in learning_rates(det.state.opt).items()} == \
+        {"critic": np.float32(0.1), "generator": np.float32(1e-3)}
 
 
 def test_batched_dr_score_equals_per_window_recomputation(fitted):
     det, test, _ = fitted
     windows = jnp.asarray(sliding_windows(test, T, STRIDE)[:24])
-    t, s = det.trainer, det.state
-    nets = (t.generator, s.params["generator"], s.stats["generator"], t.critic, s.params["critic"], s.stats["critic"])
+    nets, cfg = det.scoring_nets(), det.config.replace(lam=0.3, search_steps=40)
     key = jax.random.PRNGKey(3)
-    batch = madgan_scores(*nets, windows, key, lam=0.3, steps=40)
+    batch = madgan_scores(nets, windows, cfg, key)
     for i in (0, 7, 23):
-        one = madgan_scores(*nets, windows[i:i + 1], key, lam=0.3, steps=40, index_offset=i)
+        one = madgan_scores(nets, windows[i:i + 1], cfg, key, index_offset=i)
         np.testing.assert_allclose(one["score"][0], batch["score"][i], rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(one["reconstruction"][0], batch["reconstruction"][i], rtol=1e-4, atol=1e-5)
     # The DR-score from its definition: lam * sum_F |x - G(z*)| + (1 - lam) * (1 - D(x)), per step.
+    t, s = det.trainer_, det.state
     rec = t.generator(s.params["generator"], s.stats["generator"], batch["z"])
     logits = t.critic(s.params["critic"], s.stats["critic"], windows, per_step=True)[0]
     manual = 0.3 * jnp.abs(windows - rec).sum(-1) + 0.7 * (1 - jax.nn.sigmoid(logits))
@@ -214,16 +230,48 @@ def test_batched_dr_score_equals_per_window_recomputation(fitted):
     np.testing.assert_allclose(dr_scores(windows, rec, logits, 0.3)["score"], manual.mean(1), rtol=1e-5)
 
 
+def test_save_load_gives_identical_scores(fitted, tmp_path):
+    det, test, _ = fitted
+    windows = sliding_windows(test, T, STRIDE)[:40]
+    back = gadjax.load(det.save(tmp_path / "madgan"))
+    assert back.config == det.config and back.threshold_ == det.threshold_ and back.value_range is None
+    np.testing.assert_array_equal(back.score_samples(windows), det.score_samples(windows))
+
+
+def test_lr_option_reaches_both_optimisers(fitted):
+    _, test, _ = fitted
+    windows = sliding_windows(test[:200], T, STRIDE)
+    cfg = MADGANConfig(window=T, z_dim=2, width=4, generator_depth=1, generator_repeats=1, steps=2, batch_size=8,
+                       search_steps=2, score_batch_size=64)
+    assert cfg.d_learning_rate == 0.1
+    det = MADGAN(cfg.with_learning_rate(3e-4), progress=False).fit(np.clip(windows, -1, 1))
+    assert {k: np.float32(v) for k, v in learning_rates(det.state.opt).items()} == \
+        {"critic": np.float32(3e-4), "generator": np.float32(3e-4)}
+
+
+@pytest.mark.parametrize("change", [
+    dict(width="wide"), dict(generator_repeats=0), dict(search_lr=float("nan")), dict(lam=1.5),
+    dict(output="relu"), dict(loop="gpu"), dict(d_learning_rate=-0.1), dict(z_dim=2.5), dict(kappa=1.0),
+])
+def test_bad_settings_fail_at_construction(change):
+    with pytest.raises(ValueError, match=next(iter(change))):
+        MADGAN(**change)
+
+
 def test_madgan_input_errors(fitted):
     det, test, _ = fitted
-    fresh = MADGAN(LSTMSpec((T, F), latent=2, hidden=4, generator_depth=1), RunConfig(steps=1, progress=False))
+    fresh = MADGAN(window=T, z_dim=2, width=4, generator_depth=1, steps=1, progress=False)
     with pytest.raises(RuntimeError, match="not fitted"):
         fresh.score_series(test)
     with pytest.raises(ValueError, match="MinMaxScaling"):
         fresh.fit(sliding_windows(10.0 * test, T, STRIDE))
     with pytest.raises(ValueError, match=r"\(N, 16, 6\)"):
         det.score_samples(np.zeros((3, T + 1, F), np.float32))
-    with pytest.raises(ValueError, match="lam"):
-        MADGAN(lam=1.5)
-    with pytest.raises(TypeError, match="LSTMSpec"):
-        MADGAN(object())
+    with pytest.raises(ValueError, match="window=16"):   # the default window is 30 steps
+        MADGAN(progress=False).fit(sliding_windows(test, T, STRIDE))
+    with pytest.raises(ValueError, match="sliding_windows"):
+        fresh.fit(np.zeros((4, T, F, 1), np.float32))
+    with pytest.raises(ValueError, match="net must be one of 'lstm'"):
+        MADGAN(net="dcgan")
+    with pytest.raises(TypeError, match="MADGANConfig"):
+        MADGAN(LSTMSpec())

@@ -9,24 +9,22 @@ import time
 import jax
 import numpy as np
 
+import gadjax
 from gadjax.cli import main
 from gadjax.models import FAnoGAN
-from gadjax.nets import NetSpec
-from gadjax.runs import load_spec
-from gadjax.train import Checkpointer, GANConfig, GANTrainer, RunConfig
+from gadjax.train import Checkpointer
 
 STEPS = 30
-ARGS = ["train", "--model", "wgan-gp", "--dataset", "mnist", "--normal-class", "3", "--net", "dcgan",
+ARGS = ["train", "--model", "fanogan", "--dataset", "mnist", "--normal-class", "3", "--net", "dcgan",
         "--width", "4", "--z-dim", "8", "--batch-size", "16", "--n-critic", "2", "--steps", str(STEPS),
-        "--checkpoint-every", "2", "--log-every", "2", "--sample-every", "1000", "--no-progress"]
+        "--encoder-steps", "2", "--val-fraction", "0.01", "--checkpoint-every", "2", "--log-every", "2",
+        "--sample-every", "1000", "--no-progress"]
 
 
 def _final_state(out):
-    spec = load_spec(out)
-    trainer = GANTrainer(spec.gan_config((28, 28, 1)))
-    state, step = Checkpointer(out / "gan" / "checkpoints").restore(jax.eval_shape(trainer.init, jax.random.PRNGKey(0)))
-    assert step == STEPS
-    return [np.asarray(a) for a in jax.tree.leaves(state)]
+    det = gadjax.load(out)
+    assert int(det.gan_state.step) == STEPS
+    return [np.asarray(a) for a in jax.tree.leaves((det.gan_state, det.states_["encoder"]))]
 
 
 def test_sigkill_mid_training_then_resume_matches_uninterrupted_run(shared_data, tmp_path):
@@ -58,9 +56,9 @@ def test_sigkill_mid_training_then_resume_matches_uninterrupted_run(shared_data,
 def test_fit_and_scores_are_deterministic_for_a_fixed_seed():
     rng = np.random.default_rng(0)
     x = (rng.random((48, 16, 16, 1)) * 255).astype(np.uint8)
-    gan = GANConfig(NetSpec("dcgan", (16, 16, 1), z_dim=8, width=4), "wgan-gp", n_critic=2)
-    run = RunConfig(steps=4, batch_size=8, seed=5, progress=False)
-    a = FAnoGAN(gan, run, encoder_steps=3, score_batch_size=16).fit(x[:32], x[32:])
-    b = FAnoGAN(gan, run, encoder_steps=3, score_batch_size=16).fit(x[:32], x[32:])
+    settings = dict(net="dcgan", z_dim=8, width=4, n_critic=2, steps=4, batch_size=8, seed=5, encoder_steps=3,
+                    score_batch_size=16, progress=False)
+    a = FAnoGAN(**settings).fit(x[:32], x[32:])
+    b = FAnoGAN(**settings).fit(x[:32], x[32:])
     np.testing.assert_array_equal(a.score_samples(x), b.score_samples(x))
     assert a.threshold_ == b.threshold_

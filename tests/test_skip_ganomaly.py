@@ -1,6 +1,6 @@
 """Skip-GANomaly: the U-Net generator, the score, training (params and BatchNorm statistics
-move, one trace), batch-independent scores, the detector API, bad hyper-parameters, and a
-seeded quality check on real MNIST."""
+move, one trace), batch-independent scores, the detector API, bad settings, --lr reaching
+both optimisers, save / load, and a seeded quality check on real MNIST."""
 import math
 
 import jax
@@ -9,19 +9,20 @@ import numpy as np
 import pytest
 from flax import nnx
 
+import gadjax
 from gadjax import data
 from gadjax.metrics import roc_auc, threshold_from_normal
-from gadjax.models import ganomaly
+from gadjax.models import ConfigError, ganomaly
 from gadjax.models.skip_ganomaly import (NAME, SkipGANomaly, SkipGANomalyConfig, SkipGANomalyTrainer,
                                          l1_mean_residual, skip_ganomaly_score, skip_ganomaly_scores)
 from gadjax.nets import NetSpec
 from gadjax.nets.ganomaly import pure_net
 from gadjax.nets.unet import UNetGenerator, unet_widths
-from gadjax.train import RunConfig
+from gadjax.optim import learning_rates
 from helpers import squares as _squares
+from helpers import trace_once
 
-SPEC = NetSpec("dcgan", (16, 16, 1), z_dim=8, width=4)
-RUN = RunConfig(steps=3, batch_size=8, progress=False)
+SMALL = dict(width=4, steps=3, batch_size=8, score_batch_size=8)
 
 
 def _changed(a, b) -> bool:
@@ -31,7 +32,11 @@ def _changed(a, b) -> bool:
 @pytest.fixture(scope="module")
 def fitted():
     x = _squares(24)
-    return SkipGANomaly(SPEC, RUN, score_batch_size=8).fit(x[:16], x_val=x[16:]), x
+    # --lr 3e-4 (the paper's rate is 2e-4): test_lr_reaches_both_optimisers reads it back.
+    det = SkipGANomaly(SkipGANomalyConfig(**SMALL).with_learning_rate(3e-4), progress=False)
+    det.build(x.shape[1:])
+    trace_once(det.trainer("model"))  # training and the extra step below must not retrace
+    return det.fit(x[:16], x_val=x[16:]), x
 
 
 @pytest.mark.parametrize("shape, n_stages, bottleneck", [
@@ -52,7 +57,7 @@ def test_unet_skips_carry_detail_past_the_bottleneck(fitted):
     """With the deepest level cut off (its output zeroed), the trained U-Net still maps
     different inputs to different outputs; an encoder-decoder without skips could not."""
     det, x = fitted
-    net, stats = det.trainer.generator, det.state.stats["generator"]
+    net, stats = det.trainer_.generator, det.state.stats["generator"]
     params = jax.tree.map(jnp.copy, det.state.params["generator"])
     deepest = params["ups"][len(params["ups"]) - 1]
     deepest["kernel"] = jnp.zeros_like(deepest["kernel"])
@@ -77,15 +82,15 @@ def test_score_by_hand():
 
 def test_training_moves_params_and_batchnorm_stats_in_one_trace(fitted):
     det, x = fitted
-    t = det.trainer
-    assert NAME == "skip_ganomaly" and t.trace_count == 1
+    t = det.trainer_
+    assert NAME == "skip_ganomaly" and SkipGANomaly.name == NAME
     assert isinstance(t, ganomaly.GANomalyTrainer)  # shares GANomaly's step and D re-initialisation
-    init = t.init(jax.random.PRNGKey(RUN.seed))
+    init = t.init(jax.random.PRNGKey(det.config.seed))
     for net in ("generator", "discriminator"):
         assert _changed(init.params[net], det.state.params[net]), net
         assert _changed(init.stats[net], det.state.stats[net]), net  # train-mode BatchNorm ran
+    # trace_once (the fixture): this step reuses the training step's single trace.
     state, metrics = t.step(jax.tree.map(jnp.copy, det.state), t.put_batches(data.to_float(x[:8], "tanh")[None]))
-    assert t.trace_count == 1
     for k in ("generator_loss", "discriminator_loss", "adv_loss", "con_loss", "lat_loss"):
         assert math.isfinite(float(metrics[k])), k
     assert float(metrics["discriminator_reinit"]) == 0.0
@@ -101,7 +106,7 @@ def test_score_of_an_image_does_not_depend_on_its_batch(fitted):
     for k in ("score", "residual", "latent"):
         np.testing.assert_allclose(alone[k][0], in_batch[k][0], rtol=1e-6)
     # Train-mode BatchNorm (the reference's scoring) would make the score batch-dependent.
-    g, p, s = det.trainer.generator, det.state.params["generator"], det.state.stats["generator"]
+    g, p, s = det.trainer_.generator, det.state.params["generator"], det.state.stats["generator"]
     batch = jnp.asarray(data.to_float(np.concatenate([one, others]), "tanh"))
     y_alone, _ = g.apply(p, s, batch[:1].repeat(8, 0), train=True)
     y_batch, _ = g.apply(p, s, batch, train=True)
@@ -113,10 +118,9 @@ def test_detector_fits_scores_and_maps(fitted):
     d = det.score_details(x)
     assert d["score"].shape == d["residual"].shape == d["latent"].shape == (24,)
     np.testing.assert_allclose(d["score"], 0.9 * d["residual"] + 0.1 * d["latent"], rtol=1e-5)
-    t, st = det.trainer, det.state
-    pure = skip_ganomaly_scores(t.generator, t.discriminator, st.params["generator"], st.stats["generator"],
-                                st.params["discriminator"], st.stats["discriminator"],
-                                jnp.asarray(data.to_float(x[:8], "tanh")), 0.5)
+    # The pure scorer on the bound nets, with another (score-only) lam: no retraining.
+    pure = skip_ganomaly_scores(det.scoring_nets(), jnp.asarray(data.to_float(x[:8], "tanh")),
+                                det.config.replace(lam=0.5))
     np.testing.assert_allclose(pure["score"], 0.5 * d["residual"][:8] + 0.5 * d["latent"][:8], rtol=1e-5)
     assert det.threshold_ == pytest.approx(threshold_from_normal(det.score_samples(x[16:]), 95.0), rel=1e-5)
     maps = det.anomaly_map(x[:5])
@@ -133,6 +137,33 @@ def test_bad_hyperparameters_raise(kwargs, match):
         SkipGANomalyConfig(**kwargs)
 
 
+@pytest.mark.parametrize("kwargs, field", [
+    (dict(lam="high"), "lam"),                  # wrong type
+    (dict(w_con=float("nan")), "w_con"),        # NaN
+    (dict(beta2=1.0), "beta2"),                 # out of range
+    (dict(generator_norm="group"), "generator_norm"),
+    (dict(net="thesis"), "net"),                # the U-Net and D are DCGAN nets
+    (dict(z_dim=8), "z_dim"),                   # unknown: the U-Net has no latent vector
+])
+def test_bad_settings_raise_at_construction(kwargs, field):
+    with pytest.raises(ConfigError, match=field) as err:
+        SkipGANomaly(**kwargs)
+    assert err.value.field == field
+
+
+def test_lr_reaches_both_optimisers(fitted):
+    det, _ = fitted  # fitted with with_learning_rate(3e-4), what gadjax train --lr does
+    rates = {p: np.float32(r) for p, r in learning_rates(det.state.opt).items()}
+    assert rates == {p: np.float32(3e-4) for p in ("generator", "discriminator")}
+
+
+def test_save_load_round_trip(fitted, tmp_path):
+    det, x = fitted
+    loaded = gadjax.load(det.save(tmp_path / "det"))
+    assert type(loaded) is SkipGANomaly and loaded.config == det.config and loaded.threshold_ == det.threshold_
+    np.testing.assert_array_equal(loaded.score_samples(x), det.score_samples(x))
+
+
 def test_depth_that_does_not_divide_the_image_raises_at_build():
     with pytest.raises(ValueError, match="divisible by"):
         SkipGANomalyTrainer(NetSpec("dcgan", (28, 28, 1), width=4), SkipGANomalyConfig(n_stages=3))
@@ -143,8 +174,7 @@ def test_quality_on_real_mnist_digit_1_vs_0(shared_data):
     mnist = data.load("mnist", shared_data)
     split = data.one_class_split(mnist, 1, "one-normal", seed=0)
     pick = np.r_[np.flatnonzero(mnist.y_test == 1)[:60], np.flatnonzero(mnist.y_test == 0)[:60]]
-    det = SkipGANomaly(NetSpec("dcgan", (28, 28, 1), width=8),
-                       RunConfig(steps=150, batch_size=32, seed=0, progress=False)).fit(split.x_train[:1500],
-                                                                                        split.x_val[:64])
+    det = SkipGANomaly(width=8, steps=150, batch_size=32, seed=0, progress=False).fit(split.x_train[:1500],
+                                                                                      split.x_val[:64])
     auc = roc_auc((mnist.y_test[pick] != 1).astype(int), det.score_samples(mnist.x_test[pick]))
     assert auc > 0.9, auc

@@ -55,6 +55,8 @@ def check_images(x, *, name: str = "x", expected_hw: tuple[int, int] | None = No
     if len(shape) != 4:
         hint = " (add a channel axis: x[..., None])" if len(shape) == 3 else ""
         raise ValueError(f"{name} must be a 4-D NHWC image batch (N, H, W, C); got shape {shape}{hint}")
+    if shape[0] == 0:
+        raise ValueError(f"{name} holds no images (shape {shape})")
     dtype = np.dtype(getattr(x, "dtype", np.asarray(x).dtype))
     if not (np.issubdtype(dtype, np.number) or dtype == np.bool_):
         raise TypeError(f"{name} must have a numeric dtype; got {dtype}")
@@ -82,6 +84,8 @@ def check_samples(x, sample_shape: tuple[int, ...] | None, *, name: str = "x"):
         raise ValueError(f"{name} must have shape (N, {', '.join(map(str, sample_shape))}); got {shape}")
     if len(shape) < 2:
         raise ValueError(f"{name} must be a batch (N, ...) of samples; got shape {shape}")
+    if shape[0] == 0:
+        raise ValueError(f"{name} holds no samples (shape {shape})")
     dtype = np.dtype(getattr(x, "dtype", np.asarray(x).dtype))
     if not np.issubdtype(dtype, np.number):
         raise TypeError(f"{name} must have a numeric dtype; got {dtype}")

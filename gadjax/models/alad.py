@@ -19,22 +19,28 @@ with the paper's other variants selectable: "features_l2", "logits" (-log D_xx(x
 i.e. BCE of the fake-pair logit against 'real'), and the image residuals "l1" / "l2".
 The authors score with an exponential moving average (0.999) of the weights; ``ema_decay``
 does the same (with a warm-up, see ``track_ema``; kept in the optimiser state).
+
+    det = ALAD(learning_rate=1e-3, steps=1000, score="features").fit(x_normal, x_val)
+    det.score_samples(x_test)
 """
 from __future__ import annotations
 
 import dataclasses
-from functools import partial
+from typing import ClassVar
+
 import jax
 import jax.numpy as jnp
-import optax
 
+from gadjax import optim
 from gadjax.losses import bce_critic_loss
 from gadjax.models.base import PlayerDetector
-from gadjax.nets import NetSpec, PureNet, build_nets
+from gadjax.models.config import DetectorConfig, option
+from gadjax.nets import NetSpec, build_nets
 from gadjax.nets.alad import build_discriminators
+from gadjax.nets.dcgan import NORMS
 from gadjax.scores import feature_l1, l1_residual
-from gadjax.train import Player, PlayerTrainer, RunConfig, TrainState, sample_latent
-from gadjax.train.ema import check_adam_ema, with_ema
+from gadjax.train import Player, PlayerTrainer, sample_latent
+from gadjax.train.ema import with_ema
 
 NAME = "alad"
 SCORES = ("features", "features_l2", "logits", "l1", "l2")
@@ -93,43 +99,56 @@ def alad_score(x: jax.Array, x_rec: jax.Array, f_real: jax.Array, f_rec: jax.Arr
     raise ValueError(f"unknown ALAD score {variant!r}; choose one of {SCORES}")
 
 
-@partial(jax.jit, static_argnames=("generator", "encoder", "dxx", "variant"))
-def alad_scores(generator: PureNet, encoder: PureNet, dxx: PureNet, g, e, d, x: jax.Array,
-                variant: str = "features") -> dict:
-    """Scores of a batch, all networks in inference mode.
+@dataclasses.dataclass(frozen=True)
+class ALADConfig(DetectorConfig):
+    """Every ALAD hyper-parameter, with the authors' defaults (fields of ``DetectorConfig``
+    as documented there).
+
+    Attributes:
+      learning_rate, beta1: Adam of both players (2e-4, 0.5).
+      z_dim, width, critic_norm: latent size 100; width (the discriminators scale with it:
+        the authors' CIFAR-10 nets at 128, their KDD99 ones at 64); the norm of D_xz's
+        x-branch and of the image encoder (BatchNorm, as the paper; the MLP encoder has none).
+      dropout: in the discriminators (0.2).
+      spectral_norm, latent_cycle: spectral norm in the discriminators and D_zz (both on;
+        the paper ablates each).
+      ema_decay: scoring uses an exponential moving average of the weights (0.999, the
+        authors'); None scores the last iterate.
+      score: the anomaly score, one of ``SCORES`` (``'features'``, the paper's best).
+    """
+
+    learning_rate: float = option(2e-4, gt=0, doc="Adam rate of both players")
+    beta1: float = option(0.5, ge=0, lt=1)
+    z_dim: int = option(100, ge=1)
+    critic_norm: str = option("batch", choices=NORMS, doc="norm of D_xz's x-branch and the image encoder")
+    dropout: float = option(0.2, ge=0, lt=1)
+    spectral_norm: bool = option(True)
+    latent_cycle: bool = option(True, doc="train D_zz (the latent cycle)")
+    ema_decay: float | None = option(0.999, gt=0, lt=1, doc="weight average used for scoring; None: last iterate")
+    score: str = option("features", choices=SCORES, score=True)
+
+    # Images (DCGAN nets, the thesis nets at 28x28) and rows (the paper's KDD99 / Arrhythmia MLPs).
+    families: ClassVar[tuple[str, ...]] = ("dcgan", "thesis", "mlp")
+
+
+def alad_scores(nets: dict, x: jax.Array, config: ALADConfig | None = None) -> dict:
+    """ALAD scores of a batch (the gadjax scorer convention, see ``gadjax.models.base``).
 
     Args:
-      g, e, d: ``(params, stats)`` of G, E and D_xx.
+      nets: ``{'generator': z -> x, 'encoder': x -> z, 'dxx': (x, x') -> (logits, features)}``,
+        e.g. the trained nets bound with ``gadjax.nets.bind`` (inference mode).
       x: (B, ...) samples (images (B, H, W, C) in the generator's range, or rows (B, D)).
+      config: its ``score`` variant (None: ``'features'``).
     Returns ``{'score': (B,), 'z': (B, z_dim), 'reconstruction': (B, ...)}``.
     """
-    z = encoder(*e, x)
-    x_rec = generator(*g, z)
-    # One D_xx call on both pairs (inference is per sample, so this equals two calls).
-    logits, feats = dxx(*d, jnp.concatenate([x, x]), jnp.concatenate([x, x_rec]))
+    variant = "features" if config is None else config.score
+    z = nets["encoder"](x)
+    x_rec = nets["generator"](z)
+    # One D_xx call on both pairs: inference is per sample, so this equals two calls, and a
+    # spectrally normalised net must run each layer once per call (``gadjax.nets.alad``).
+    logits, feats = nets["dxx"](jnp.concatenate([x, x]), jnp.concatenate([x, x_rec]))
     b = x.shape[0]
     return {"score": alad_score(x, x_rec, feats[:b], feats[b:], logits[b:], variant), "z": z, "reconstruction": x_rec}
-
-
-@dataclasses.dataclass(frozen=True)
-class ALADConfig:
-    """ALAD training: Adam (lr, beta1) for both players, discriminator dropout, spectral
-    norm and D_zz (``latent_cycle``; both ablated in the paper), EMA of weights for scoring."""
-
-    learning_rate: float = 2e-4
-    beta1: float = 0.5
-    dropout: float = 0.2
-    spectral_norm: bool = True
-    latent_cycle: bool = True
-    ema_decay: float | None = 0.999
-
-    def __post_init__(self):
-        check_adam_ema(self.learning_rate, self.beta1, self.ema_decay)
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
-
-    def optimizer(self) -> optax.GradientTransformation:
-        return with_ema(optax.adam(self.learning_rate, b1=self.beta1), self.ema_decay)
 
 
 class ALADTrainer(PlayerTrainer):
@@ -138,13 +157,15 @@ class ALADTrainer(PlayerTrainer):
     def __init__(self, nets: NetSpec, config: ALADConfig = ALADConfig(), parallel=False,
                  unroll: bool | int | None = None):
         self.spec, self.config = nets, config
+        # Adam for each player (each keeps its own moments); the EMA, if any, rides in that state.
+        optimizer = with_ema(optim.adam(config.learning_rate, b1=config.beta1), config.ema_decay)
         all_nets = {**build_nets(nets, parts=("generator", "encoder")),
                     **build_discriminators(nets, dropout=config.dropout, spectral_norm=config.spectral_norm,
                                            latent_cycle=config.latent_cycle)}
         self.pairs = PAIRS if config.latent_cycle else PAIRS[:2]
         self.discriminators = tuple("d" + p for p in self.pairs)
-        players = [Player("discriminators", self.discriminators, self._d_loss, config.optimizer()),
-                   Player("generator_encoder", ("generator", "encoder"), self._ge_loss, config.optimizer())]
+        players = [Player("discriminators", self.discriminators, self._d_loss, optimizer),
+                   Player("generator_encoder", ("generator", "encoder"), self._ge_loss, optimizer)]
         super().__init__(all_nets, players, image_shape=nets.image_shape, value_range=nets.output_range,
                          parallel=parallel, unroll=unroll)
 
@@ -190,38 +211,25 @@ class ALADTrainer(PlayerTrainer):
         loss, metrics = generator_encoder_loss(logits)
         return loss, ({n: new[n] for n in ("generator", "encoder")}, metrics)
 
-    def scoring_nets(self, state: TrainState) -> dict:
-        """``{net: (params, stats)}`` for G, E and D_xx: the EMA weights when ``ema_decay``."""
-        return self.scoring_params(state, ("generator", "encoder", "dxx"))
-
-
-DEFAULT_NETS = NetSpec("dcgan", (28, 28, 1), z_dim=100, width=64, critic_norm="batch")
-
 
 class ALAD(PlayerDetector):
-    """``ALAD(nets, run).fit(x).score_samples(x_test)``.
+    """``ALAD(learning_rate=1e-3, steps=1000).fit(x_normal, x_val).score_samples(x_test)``.
 
-    Args:
-      nets: generator / encoder family ('dcgan' / 'thesis' images, 'mlp' feature rows, as
-        the paper's KDD99 / Arrhythmia nets), latent size, width (discriminators scale with
-        it); ``critic_norm`` is the encoder's and D_xz's x-branch norm (BatchNorm in the paper).
-      config: ``ALADConfig`` (optimiser, dropout, spectral norm, D_zz, EMA).
-      score: one of ``SCORES``; may be changed after fitting (no retraining needed).
-      Other arguments as ``PlayerDetector`` (``nets`` may also be a ``GANConfig``).
+    Settings: ``ALADConfig`` (pass one, or its fields as keywords); the sample shape comes
+    from the training data (images: DCGAN nets, rows (N, D): the paper's tabular nets).
+    ``score`` is score-only: ``det.config = det.config.replace(score="l1")`` rescores
+    without retraining.  Scores use the EMA weights when ``ema_decay`` is set.  Other
+    arguments as ``Detector``.
     """
 
-    def __init__(self, nets: NetSpec = DEFAULT_NETS, run: RunConfig = RunConfig(), *,
-                 config: ALADConfig = ALADConfig(), score: str = "features", **kwargs):
-        if score not in SCORES:
-            raise ValueError(f"unknown ALAD score {score!r}; choose one of {SCORES}")
-        super().__init__(nets, run, **kwargs)
-        self.config, self.score = config, score
+    name = NAME
+    config_class = ALADConfig
+    score_fn = staticmethod(alad_scores)
+    score_nets = ("generator", "encoder", "dxx")
+
+    def _net_fields(self, family: str) -> dict:
+        c = self.config
+        return {"z_dim": c.z_dim, "width": c.width, "critic_norm": c.critic_norm}
 
     def build_trainer(self) -> ALADTrainer:
-        return ALADTrainer(self.nets, self.config, parallel=self.parallel)
-
-    def score_state(self, state: TrainState, x: jax.Array) -> dict:
-        """Scores of batch ``x`` (pure in ``state``; inference mode, no sampling)."""
-        t, nets = self.trainer, self.trainer.scoring_nets(state)
-        return alad_scores(t.nets["generator"], t.nets["encoder"], t.nets["dxx"], nets["generator"],
-                           nets["encoder"], nets["dxx"], x, self.score)
+        return ALADTrainer(self.spec, self.config, parallel=self.parallel)

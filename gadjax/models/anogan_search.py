@@ -6,9 +6,17 @@ explains it, by gradient descent on the mapping loss
     L(z) = (1 - lam) * sum |x - G(z)| + lam * sum |f(x) - f(G(z))|
 
 (``gadjax.scores.anogan_loss``; ``f`` = the critic's last-conv features), and uses the
-loss at the end of the search as the anomaly score.  Generator and critic run in
-inference mode (BatchNorm uses running averages), so images never interact and the
-search for one image does not depend on the rest of the batch.
+loss at the end of the search as the anomaly score.
+
+The networks are plain callables, ``generator(z) -> x`` and ``features(x) -> f``:
+gadjax nets bound with ``gadjax.nets.bind`` / ``features_of`` (inference mode, so images
+never interact and one image's search does not depend on its batch) or any JAX
+function.  They enter the compiled programs as pytree arguments
+(``gadjax.nets.as_callable_pytree``): bound parameters are traced, so new weights of the
+same structure reuse the compiled program; a plain function is static.
+
+    G, D = bind(gen, g_params, g_stats), bind(critic, d_params, d_stats)
+    result = search_latent(G, features_of(D), x, key, steps=500)
 
 The search is written for ONE image and ONE starting point, then ``jax.vmap``-ped over
 restarts and over the batch; the ``steps`` Adam steps run inside ``lax.scan``.  A whole
@@ -20,13 +28,13 @@ Loop forms (``loop=``), all the same maths and, to float rounding, the same scor
   * ``"host"``: a Python loop calling a jitted, state-donating single Adam step.
   * ``"auto"``: :func:`default_loop` for the current backend (see there for the numbers).
 
-Randomness: image ``i`` of a call starts from ``sample_latent(fold_in(key, i), restarts)``,
-so :func:`search_latent_per_image` (one image per call) reproduces the batched result.
+Randomness: image ``i`` of a call starts from ``sample_latent(fold_in(key, index_offset + i),
+restarts)``, so :func:`search_latent_per_image` (one image per call) reproduces the
+batched result.
 """
 from __future__ import annotations
 
-import collections
-from typing import Any, NamedTuple, Optional
+from typing import Callable, NamedTuple, Optional
 
 import jax
 import jax.numpy as jnp
@@ -34,14 +42,12 @@ import numpy as np
 import optax
 from flax import nnx
 
-from gadjax.nets.pure import PureNet
+from gadjax.nets.pure import PureNet, as_callable_pytree
 from gadjax.scores import anogan_loss
 from gadjax.train.gan import sample_latent
 
-PyTree = Any
-
-__all__ = ["AnoGANResult", "search_latent", "search_latent_per_image", "default_loop", "trace_count",
-           "reset_trace_count", "LOOPS"]
+__all__ = ["AnoGANResult", "search_latent", "search_latent_per_image", "default_loop", "LOOPS",
+           "DEFAULT_LEARNING_RATE"]
 
 LOOPS = ("auto", "scan", "unrolled", "host")
 
@@ -52,20 +58,6 @@ LOOPS = ("auto", "scan", "unrolled", "host")
 # ending with steps of <~0.01 that settle into a minimum; 0.1 keeps jumping around the
 # optimum and 0.001 cannot leave the neighbourhood of the start (at most ~0.5 in 500 steps).
 DEFAULT_LEARNING_RATE = 0.01
-
-# Python-side trace counter, one entry per jitted function: a trace runs the Python body,
-# so a test can assert that a second call with the same shapes does not retrace/recompile.
-_TRACES: collections.Counter = collections.Counter()
-
-
-def trace_count(name: Optional[str] = None) -> int:
-    """Traces so far of one compiled function (``'search'``, ``'host_init'``,
-    ``'host_step'``, ``'host_final'``), or of all of them with ``name=None``."""
-    return sum(_TRACES.values()) if name is None else _TRACES[name]
-
-
-def reset_trace_count() -> None:
-    _TRACES.clear()
 
 
 def default_loop(backend: Optional[str] = None) -> str:
@@ -115,51 +107,38 @@ class AnoGANResult(NamedTuple):
 # Everything below is for ONE image: x (H, W, C), fx (F,), z (z_dim,).  The nets expect a
 # batch axis, so a leading axis of 1 is added and removed; vmap turns that into a batch.
 
-def _loss_one(z, x, fx, nets, lam):
+def _loss_one(z, x, fx, generator, features, lam):
     """Mapping loss () and reconstruction (H, W, C) of one image for one code z."""
-    generator, g_params, g_stats, critic, d_params, d_stats = nets
-    xr = generator(g_params, g_stats, z[None])            # (1, H, W, C), inference mode
-    _, fr = critic(d_params, d_stats, xr)                  # (1, F)
-    return anogan_loss(x[None], xr, fx[None], fr, lam)[0], xr[0]
+    xr = generator(z[None])                                  # (1, H, W, C)
+    return anogan_loss(x[None], xr, fx[None], features(xr), lam)[0], xr[0]
 
 
-def _adam_step(carry, x, fx, nets, lam, lr, clip_z):
+def _adam_step(carry, x, fx, generator, features, lam, lr, clip_z):
     """One Adam step on z.  carry = (z (z_dim,), opt_state) -> (carry, loss before step)."""
     z, opt_state = carry
-    tx = optax.adam(lr)
-    (loss, _), grad = jax.value_and_grad(_loss_one, has_aux=True)(z, x, fx, nets, lam)
-    updates, opt_state = tx.update(grad, opt_state, z)
+    (loss, _), grad = jax.value_and_grad(_loss_one, has_aux=True)(z, x, fx, generator, features, lam)
+    updates, opt_state = optax.adam(lr).update(grad, opt_state, z)
     z = optax.apply_updates(z, updates)
     if clip_z is not None:  # keep z inside the prior's support (e.g. U[-1, 1])
         z = jnp.clip(z, -clip_z, clip_z)
     return (z, opt_state), loss
 
 
-def _search_one(z0, x, fx, nets, lam, lr, steps, unroll, clip_z):
+def _search_one(z0, x, fx, generator, features, lam, lr, steps, unroll, clip_z):
     """One image, one start: z0 (z_dim,) -> (final loss (), z, G(z) (H,W,C), history (steps,))."""
     carry = (z0, optax.adam(lr).init(z0))
-    (z, _), history = jax.lax.scan(lambda c, _: _adam_step(c, x, fx, nets, lam, lr, clip_z),
+    (z, _), history = jax.lax.scan(lambda c, _: _adam_step(c, x, fx, generator, features, lam, lr, clip_z),
                                    carry, None, length=steps, unroll=unroll)
-    final, xr = _loss_one(z, x, fx, nets, lam)
+    final, xr = _loss_one(z, x, fx, generator, features, lam)
     return final, z, xr, history
 
 
-def _features(x, nets):
-    """Critic features of the images themselves, computed once: x (B,H,W,C) -> (B, F)."""
-    _, _, _, critic, d_params, d_stats = nets
-    return critic(d_params, d_stats, x)[1]
-
-
-def _start_codes(key, idx, restarts, z_dim, prior, dtype):
-    """(B, R, z_dim) starting codes; image idx[i] uses fold_in(key, idx[i]) only."""
-    return jax.vmap(lambda i: sample_latent(jax.random.fold_in(key, i), restarts, z_dim, prior, dtype))(idx)
-
-
-def _initial(key, idx, z_init, restarts, generator, g_params, g_stats, prior, dtype):
-    """Starting codes (B, R, Z): the caller's ``z_init`` or fresh samples from the prior."""
+def _initial(key, idx, z_init, restarts, z_dim, prior, dtype):
+    """Starting codes (B, R, Z): the caller's ``z_init`` or, for image idx[i], samples from
+    the prior drawn with fold_in(key, idx[i]) only."""
     if z_init is not None:
         return z_init.astype(dtype)
-    return _start_codes(key, idx, restarts, _z_dim(generator, g_params, g_stats), prior, dtype)
+    return jax.vmap(lambda i: sample_latent(jax.random.fold_in(key, i), restarts, z_dim, prior, dtype))(idx)
 
 
 def _pick_best(final, z, xr, history):
@@ -172,104 +151,129 @@ def _pick_best(final, z, xr, history):
     return AnoGANResult(take(final), take(z), take(xr), None if history is None else take(history))
 
 
+def _per_image_restart(fn):
+    """vmap ``fn(per_restart, x, fx)`` over restarts (inner) and images (outer)."""
+    return jax.vmap(jax.vmap(fn, in_axes=(0, None, None)))
+
+
 # ------------------------------------------------------------------- compiled programs
-# Module-level jits: the nets (hashable PureNets) and shape-like options are static, the
-# parameters, images, key, lam and learning rate are traced (changing lam or lr does not
-# recompile).
+# Module-level jits: the networks are pytree arguments (bound parameters traced, plain
+# functions static); images, key, lam and learning rate are traced (changing lam or lr does
+# not recompile); shape-like options are static.
 
-_STATIC = ("generator", "critic", "steps", "restarts", "prior", "unroll", "clip_z", "return_history")
+_STATIC = ("z_dim", "steps", "restarts", "prior", "unroll", "clip_z", "return_history")
 
 
-def _search_batch(generator, g_params, g_stats, critic, d_params, d_stats, x, idx, key, lam, lr, z_init, *,
-                  steps, restarts, prior, unroll, clip_z, return_history):
+def _search_batch(generator, features, x, idx, key, lam, lr, z_init, *, z_dim, steps, restarts, prior, unroll,
+                  clip_z, return_history):
     """x (B,H,W,C), idx (B,) int, z_init None or (B,R,Z) -> AnoGANResult; one program."""
-    _TRACES["search"] += 1
-    nets = (generator, g_params, g_stats, critic, d_params, d_stats)
-    fx = _features(x, nets)
-    z0 = _initial(key, idx, z_init, restarts, generator, g_params, g_stats, prior, x.dtype)
-    one = lambda z0_, x_, fx_: _search_one(z0_, x_, fx_, nets, lam, lr, steps, unroll, clip_z)
-    over_restarts = jax.vmap(one, in_axes=(0, None, None))
-    final, z, xr, hist = jax.vmap(over_restarts)(z0, x, fx)
+    fx = features(x)
+    z0 = _initial(key, idx, z_init, restarts, z_dim, prior, x.dtype)
+    one = lambda z0_, x_, fx_: _search_one(z0_, x_, fx_, generator, features, lam, lr, steps, unroll, clip_z)
+    final, z, xr, hist = _per_image_restart(one)(z0, x, fx)
     return _pick_best(final, z, xr, hist if return_history else None)
 
 
-_search_jit = jax.jit(_search_batch, static_argnames=_STATIC)
-
-
-def _host_init(generator, g_params, g_stats, critic, d_params, d_stats, x, idx, key, lr, z_init, *,
-               restarts, prior):
-    _TRACES["host_init"] += 1
-    nets = (generator, g_params, g_stats, critic, d_params, d_stats)
-    z0 = _initial(key, idx, z_init, restarts, generator, g_params, g_stats, prior, x.dtype)
+def _host_init(features, x, idx, key, lr, z_init, *, z_dim, restarts, prior):
+    z0 = _initial(key, idx, z_init, restarts, z_dim, prior, x.dtype)
     opt = jax.vmap(jax.vmap(optax.adam(lr).init))(z0)
-    return (z0, opt), _features(x, nets)
+    return (z0, opt), features(x)
 
 
-def _host_step(carry, generator, g_params, g_stats, critic, d_params, d_stats, x, fx, lam, lr, *, clip_z):
+def _host_step(carry, generator, features, x, fx, lam, lr, *, clip_z):
     """One Adam step for every (image, restart): carry ((B,R,Z), opt) -> (carry, loss (B,R))."""
-    _TRACES["host_step"] += 1
-    nets = (generator, g_params, g_stats, critic, d_params, d_stats)
-    one = lambda c, x_, fx_: _adam_step(c, x_, fx_, nets, lam, lr, clip_z)
-    return jax.vmap(jax.vmap(one, in_axes=(0, None, None)))(carry, x, fx)
+    one = lambda c, x_, fx_: _adam_step(c, x_, fx_, generator, features, lam, lr, clip_z)
+    return _per_image_restart(one)(carry, x, fx)
 
 
-def _host_final(z, generator, g_params, g_stats, critic, d_params, d_stats, x, fx, lam, history):
-    _TRACES["host_final"] += 1
-    nets = (generator, g_params, g_stats, critic, d_params, d_stats)
-    one = lambda z_, x_, fx_: _loss_one(z_, x_, fx_, nets, lam)
-    final, xr = jax.vmap(jax.vmap(one, in_axes=(0, None, None)))(z, x, fx)
+def _host_final(z, generator, features, x, fx, lam, history):
+    one = lambda z_, x_, fx_: _loss_one(z_, x_, fx_, generator, features, lam)
+    final, xr = _per_image_restart(one)(z, x, fx)
     if history is not None:
         history = jnp.moveaxis(jnp.stack(history), 0, -1)   # steps x (B, R) -> (B, R, steps)
     return _pick_best(final, z, xr, history)
 
 
-_host_init_jit = jax.jit(_host_init, static_argnames=("generator", "critic", "restarts", "prior"))
+_search_jit = jax.jit(_search_batch, static_argnames=_STATIC)
+_host_init_jit = jax.jit(_host_init, static_argnames=("z_dim", "restarts", "prior"))
 # The optimiser state is donated: each step updates z and Adam's moments in place.
-_host_step_jit = jax.jit(_host_step, static_argnames=("generator", "critic", "clip_z"), donate_argnums=0)
-_host_final_jit = jax.jit(_host_final, static_argnames=("generator", "critic"))
+_host_step_jit = jax.jit(_host_step, static_argnames=("clip_z",), donate_argnums=0)
+_host_final_jit = jax.jit(_host_final)
 
 
-def _search_host(generator, g_params, g_stats, critic, d_params, d_stats, x, idx, key, lam, lr, z_init, *,
-                 steps, restarts, prior, clip_z, return_history):
-    carry, fx = _host_init_jit(generator, g_params, g_stats, critic, d_params, d_stats, x, idx, key, lr,
-                               z_init, restarts=restarts, prior=prior)
+def _search_host(generator, features, x, idx, key, lam, lr, z_init, *, z_dim, steps, restarts, prior, clip_z,
+                 return_history):
+    carry, fx = _host_init_jit(features, x, idx, key, lr, z_init, z_dim=z_dim, restarts=restarts, prior=prior)
     history = []
     for _ in range(steps):  # asynchronous dispatch: no host sync inside the loop
-        carry, loss = _host_step_jit(carry, generator, g_params, g_stats, critic, d_params, d_stats,
-                                     x, fx, lam, lr, clip_z=clip_z)
+        carry, loss = _host_step_jit(carry, generator, features, x, fx, lam, lr, clip_z=clip_z)
         if return_history:
             history.append(loss)
-    return _host_final_jit(carry[0], generator, g_params, g_stats, critic, d_params, d_stats, x, fx, lam,
-                           history if return_history else None)
+    return _host_final_jit(carry[0], generator, features, x, fx, lam, history if return_history else None)
 
 
 # ------------------------------------------------------------------------- validation
 
-_SHAPES: dict = {}
+_MODULE_Z_DIMS: dict = {}   # PureNet -> its module's z_dim (None: it has none)
+_OUT_SHAPES: dict = {}      # (generator structure, z_dim) -> sample shape G(z)[0]
+_CACHE_LIMIT = 256          # plain lambdas made per call would otherwise grow the cache
 
 
-def _z_dim(generator: PureNet, g_params, g_stats) -> int:
-    return _net_shapes(generator, g_params, g_stats)[0]
+def _module_z_dim(generator) -> Optional[int]:
+    """The ``z_dim`` attribute of a bound gadjax generator's module, else None."""
+    if not (isinstance(generator, jax.tree_util.Partial) and isinstance(generator.func, PureNet)
+            and len(generator.args) >= 2):
+        return None
+    net = generator.func
+    if net not in _MODULE_Z_DIMS:
+        z_dim = getattr(nnx.merge(net.graphdef, *generator.args[:2]), "z_dim", None)
+        _MODULE_Z_DIMS[net] = None if z_dim is None else int(z_dim)
+    return _MODULE_Z_DIMS[net]
 
 
-def _net_shapes(generator: PureNet, g_params, g_stats) -> tuple[int, tuple[int, ...]]:
-    """(z_dim, image shape (H, W, C)) of a generator, cached per (static) net."""
-    if generator not in _SHAPES:
-        z_dim = getattr(nnx.merge(generator.graphdef, g_params, g_stats), "z_dim", None)
-        if z_dim is None:
-            raise ValueError(f"generator {generator.name!r} has no z_dim attribute")
-        out = jax.eval_shape(lambda p, s: generator(p, s, jnp.zeros((1, z_dim))), g_params, g_stats)
-        _SHAPES[generator] = (int(z_dim), tuple(out.shape[1:]))
-    return _SHAPES[generator]
+def _resolve_z_dim(generator, z_dim, z_init) -> int:
+    """z_dim from the ``z_dim=`` argument, else ``z_init``, else the bound generator's module;
+    the sources that are given must agree."""
+    from_module = _module_z_dim(generator)
+    if z_dim is not None and (isinstance(z_dim, bool) or not isinstance(z_dim, (int, np.integer)) or z_dim < 1):
+        raise ValueError(f"z_dim must be an integer >= 1, got {z_dim!r}")
+    if z_dim is not None and from_module is not None and z_dim != from_module:
+        raise ValueError(f"z_dim={z_dim} but the generator takes codes of size {from_module}")
+    z_dim = z_dim if z_dim is not None else from_module
+    if z_dim is None and z_init is not None:
+        z_dim = z_init.shape[-1]
+    if z_dim is None:
+        raise ValueError("the latent size cannot be inferred from this generator: pass z_dim= "
+                         "(or z_init=, starting codes of shape (B, restarts, z_dim))")
+    return int(z_dim)
 
 
-def _check(generator, g_params, g_stats, x, steps, lam, learning_rate, restarts, prior, loop, unroll, clip_z):
-    if not isinstance(steps, (int, np.integer)) or steps < 1:
-        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
-    if not isinstance(restarts, (int, np.integer)) or restarts < 1:
-        raise ValueError(f"restarts must be an integer >= 1, got {restarts!r}")
-    if not isinstance(unroll, (int, np.integer)) or unroll < 1:
-        raise ValueError(f"unroll must be an integer >= 1, got {unroll!r}")
+def _sample_shape(generator, z_dim: int) -> tuple[int, ...]:
+    """Shape of one generated sample, from ``jax.eval_shape`` (no FLOPs), cached per
+    (generator structure, parameter shapes, z_dim)."""
+    leaves, treedef = jax.tree_util.tree_flatten(generator)
+    key = (treedef, tuple((np.shape(leaf), str(getattr(leaf, "dtype", type(leaf)))) for leaf in leaves), z_dim)
+    try:
+        cached = _OUT_SHAPES.get(key)
+    except TypeError:  # an unhashable static part: no caching
+        key, cached = None, None
+    if cached is None:
+        try:
+            out = jax.eval_shape(lambda g: g(jnp.zeros((1, z_dim), jnp.float32)), generator)
+        except Exception as e:  # noqa: BLE001 -- any failure here means a wrong z_dim or generator
+            raise ValueError(f"generator(z) failed for z of shape (1, {z_dim}): {e}") from e
+        cached = tuple(out.shape[1:])
+        if key is not None:
+            if len(_OUT_SHAPES) > _CACHE_LIMIT:
+                _OUT_SHAPES.clear()
+            _OUT_SHAPES[key] = cached
+    return cached
+
+
+def _check(x, steps, lam, learning_rate, restarts, prior, loop, unroll, clip_z):
+    for name, value in (("steps", steps), ("restarts", restarts), ("unroll", unroll)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
     if not 0.0 <= float(lam) <= 1.0:
         raise ValueError(f"lam must be in [0, 1], got {lam}")
     if not float(learning_rate) > 0:
@@ -280,10 +284,14 @@ def _check(generator, g_params, g_stats, x, steps, lam, learning_rate, restarts,
         raise ValueError(f"unknown loop {loop!r}; choose one of {LOOPS}")
     if clip_z is not None and not float(clip_z) > 0:
         raise ValueError(f"clip_z must be None or > 0, got {clip_z}")
-    _, image_shape = _net_shapes(generator, g_params, g_stats)
-    shape = tuple(getattr(x, "shape", ()))
-    if len(shape) != 1 + len(image_shape) or shape[1:] != image_shape or shape[0] < 1:
-        raise ValueError(f"x must be a batch of samples of shape (B, {', '.join(map(str, image_shape))}) "
+    if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+        raise ValueError(f"x must be an array of samples (B, ...), got {type(x).__name__}")
+
+
+def _check_samples(x, sample_shape):
+    shape = tuple(x.shape)
+    if len(shape) != 1 + len(sample_shape) or shape[1:] != sample_shape or shape[0] < 1:
+        raise ValueError(f"x must be a batch of samples of shape (B, {', '.join(map(str, sample_shape))}) "
                          f"matching the generator, got {shape}")
     if not jnp.issubdtype(x.dtype, jnp.floating):
         raise ValueError(f"x must be floating point (scaled to the generator's output range), got {x.dtype}")
@@ -294,20 +302,18 @@ def _check(generator, g_params, g_stats, x, steps, lam, learning_rate, restarts,
 
 # -------------------------------------------------------------------------------- API
 
-def search_latent(generator: PureNet, g_params: PyTree, g_stats: PyTree,
-                  critic: PureNet, d_params: PyTree, d_stats: PyTree,
-                  x: jax.Array, key: jax.Array, *, steps: int = 500, lam: float = 0.1,
-                  learning_rate: float = DEFAULT_LEARNING_RATE, restarts: int = 1, prior: str = "normal",
-                  loop: str = "auto", unroll: int = 8, clip_z: Optional[float] = None,
-                  z_init: Optional[jax.Array] = None, return_history: bool = False,
-                  _index_offset: int = 0) -> AnoGANResult:
+def search_latent(generator: Callable, features: Callable, x: jax.Array, key: jax.Array, *, steps: int = 500,
+                  lam: float = 0.1, learning_rate: float = DEFAULT_LEARNING_RATE, restarts: int = 1,
+                  prior: str = "normal", loop: str = "auto", unroll: int = 8, clip_z: Optional[float] = None,
+                  z_init: Optional[jax.Array] = None, z_dim: Optional[int] = None, return_history: bool = False,
+                  index_offset: int = 0) -> AnoGANResult:
     """AnoGAN score of every image in ``x`` by a latent search of ``steps`` Adam steps.
 
     Args:
-      generator, g_params, g_stats: the generator ``z (B, z_dim) -> (B, H, W, C)``.
-      critic, d_params, d_stats: the critic ``x -> (logits (B,), features (B, F))``.
+      generator: ``z (B, z_dim) -> samples (B, H, W, C)``, e.g. ``bind(gen, params, stats)``.
+      features: ``x -> features (B, F)`` of the critic, e.g. ``features_of(bind(critic, ...))``.
       x: (B, H, W, C) images in the generator's output range.
-      key: PRNG key for the starting codes (image i uses ``fold_in(key, i)``).
+      key: PRNG key for the starting codes (image i uses ``fold_in(key, index_offset + i)``).
       steps: Adam steps per start (the paper uses 500).
       lam: weight of the feature term in [0, 1] (paper: 0.1).
       learning_rate: Adam step size for z (see ``DEFAULT_LEARNING_RATE``).
@@ -318,46 +324,50 @@ def search_latent(generator: PureNet, g_params: PyTree, g_stats: PyTree,
       clip_z: if set, z is clipped to [-clip_z, clip_z] after every step.
       z_init: optional starting codes (B, R, z_dim) (or (B, z_dim) for R = 1) instead of
         prior samples, e.g. an encoder's E(x); then ``restarts`` is taken from it.
+      z_dim: the latent size; needed only when it cannot be inferred (from ``z_init``, or
+        from a bound gadjax generator, whose module has a ``z_dim``).
       return_history: also return the (B, steps) loss trajectory of the best restart.
+      index_offset: index of ``x[0]`` in the whole data set (the per-image keys), so that
+        scoring in batches gives every image the start it would get in one call.
 
     Returns:
       :class:`AnoGANResult` with score (B,), z (B, z_dim), reconstruction (B, H, W, C).
     """
-    _check(generator, g_params, g_stats, x, steps, lam, learning_rate, restarts, prior, loop, unroll, clip_z)
+    _check(x, steps, lam, learning_rate, restarts, prior, loop, unroll, clip_z)
+    generator, features = as_callable_pytree(generator), as_callable_pytree(features)
     x = jnp.asarray(x)
     if z_init is not None:
         z_init = jnp.asarray(z_init)
         z_init = z_init[:, None] if z_init.ndim == 2 else z_init
-        z_dim = _z_dim(generator, g_params, g_stats)
+    z_dim = _resolve_z_dim(generator, z_dim, z_init)
+    _check_samples(x, _sample_shape(generator, z_dim))
+    if z_init is not None:
         if z_init.ndim != 3 or z_init.shape[0] != x.shape[0] or z_init.shape[2] != z_dim:
             raise ValueError(f"z_init must have shape (B={x.shape[0]}, restarts, {z_dim}) or "
                              f"(B, {z_dim}), got {z_init.shape}")
         restarts = z_init.shape[1]
     loop = default_loop() if loop == "auto" else loop
-    idx = jnp.arange(x.shape[0], dtype=jnp.int32) + _index_offset
+    idx = jnp.arange(x.shape[0], dtype=jnp.int32) + index_offset
     lam = jnp.asarray(lam, x.dtype)
     lr = jnp.asarray(learning_rate, x.dtype)
-    clip_z = None if clip_z is None else float(clip_z)
+    static = dict(z_dim=z_dim, steps=int(steps), restarts=int(restarts), prior=prior,
+                  clip_z=None if clip_z is None else float(clip_z), return_history=bool(return_history))
     if loop == "host":
-        return _search_host(generator, g_params, g_stats, critic, d_params, d_stats, x, idx, key, lam, lr, z_init,
-                            steps=int(steps), restarts=int(restarts), prior=prior, clip_z=clip_z,
-                            return_history=bool(return_history))
-    return _search_jit(generator, g_params, g_stats, critic, d_params, d_stats, x, idx, key, lam, lr, z_init,
-                       steps=int(steps), restarts=int(restarts), prior=prior,
-                       unroll=int(unroll) if loop == "unrolled" else 1, clip_z=clip_z,
-                       return_history=bool(return_history))
+        return _search_host(generator, features, x, idx, key, lam, lr, z_init, **static)
+    return _search_jit(generator, features, x, idx, key, lam, lr, z_init,
+                       unroll=int(unroll) if loop == "unrolled" else 1, **static)
 
 
-def search_latent_per_image(generator: PureNet, g_params: PyTree, g_stats: PyTree,
-                            critic: PureNet, d_params: PyTree, d_stats: PyTree,
-                            x: jax.Array, key: jax.Array, **kwargs) -> AnoGANResult:
+def search_latent_per_image(generator: Callable, features: Callable, x: jax.Array, key: jax.Array,
+                            **kwargs) -> AnoGANResult:
     """Reference / benchmark baseline: a Python loop over the images, each searched by the
     same compiled program at batch size 1.  Same keys per image, hence the same scores as
     :func:`search_latent` on the whole batch (to float rounding).  Takes the same options."""
     if getattr(x, "ndim", 0) < 2:
         raise ValueError(f"x must be a batch of samples (B, ...), got shape {getattr(x, 'shape', None)}")
     z_init = kwargs.pop("z_init", None)
-    results = [search_latent(generator, g_params, g_stats, critic, d_params, d_stats, x[i:i + 1], key,
-                             z_init=None if z_init is None else z_init[i:i + 1], _index_offset=i, **kwargs)
+    offset = kwargs.pop("index_offset", 0)
+    results = [search_latent(generator, features, x[i:i + 1], key,
+                             z_init=None if z_init is None else z_init[i:i + 1], index_offset=offset + i, **kwargs)
                for i in range(x.shape[0])]
     return AnoGANResult(*(None if parts[0] is None else jnp.concatenate(parts) for parts in zip(*results)))

@@ -14,64 +14,81 @@ authors' released code, which writes the score as ``(1 - w) * L_G + w * L_D`` wi
 ``w = 0.1`` (AnoGAN's lambda = 0.1 convention).  One deliberate difference from that
 code: cross-entropy is taken on ``D(x, E(x))`` as the paper's equation says (the code uses
 ``D(G(E(x)), E(x))``).  As in that code, scoring uses an exponential moving average
-(decay 0.999) of the weights (``BiGANConfig.ema_decay``, kept in the optimiser state).
+(decay 0.999) of the weights (``EGBADConfig.ema_decay``, kept in the optimiser state).
 
-Pure pieces: ``generator_encoder_loss``, ``egbad_score`` and the jitted ``egbad_scores``;
-``BiGANTrainer`` is a ``PlayerTrainer`` (CBiGAN subclasses it); ``EGBAD`` is the detector.
+    det = EGBAD(learning_rate=2e-4, steps=800, width=16).fit(x_normal, x_val)
+    det.score_samples(x_test)
+
+Pure pieces: ``generator_encoder_loss``, ``egbad_score`` and the scorer ``egbad_scores``
+(shared with CBiGAN); ``BiGANTrainer`` is a ``PlayerTrainer`` (CBiGAN subclasses it);
+``EGBAD`` is the detector.
 """
 from __future__ import annotations
 
 import dataclasses
-from functools import partial
-from typing import NamedTuple
+from typing import ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
+from gadjax import optim
 from gadjax.losses import bce_critic_loss
 from gadjax.models.base import PlayerDetector
-from gadjax.nets import NetSpec, PureNet, build_nets
+from gadjax.models.config import DetectorConfig, option
+from gadjax.nets import NetSpec, build_nets
 from gadjax.nets.bigan import DISCRIMINATORS, joint_discriminator
+from gadjax.nets.dcgan import NORMS
 from gadjax.scores import feature_l1, l1_residual
-from gadjax.train import GANConfig, Player, PlayerTrainer, RunConfig, TrainState, sample_latent
-from gadjax.train.ema import check_adam_ema, with_ema
+from gadjax.train import Player, PlayerTrainer, TrainState, sample_latent
+from gadjax.train.ema import with_ema
 
 NAME = "egbad"
 SCORE_METHODS = ("feature-matching", "cross-entropy")
-# EGBAD's MNIST setup: latent size 200, BatchNorm in encoder and discriminator.
+# The nets EGBADConfig() gives for MNIST (latent size 200, BatchNorm in encoder and
+# discriminator): what the benchmarks build a BiGANTrainer from.
 EGBAD_NETS = NetSpec("dcgan", (28, 28, 1), z_dim=200, width=64, critic_norm="batch")
 
 
 @dataclasses.dataclass(frozen=True)
-class BiGANConfig:
-    """BiGAN training hyper-parameters (the architecture is the ``NetSpec``).
+class EGBADConfig(DetectorConfig):
+    """Every EGBAD hyper-parameter (fields of ``DetectorConfig`` as documented there).
 
-    Defaults are the EGBAD authors' MNIST settings: Adam lr 1e-5, beta1 0.5, N(0, I) prior,
-    a concatenating discriminator with dropout 0.5 (they train for many epochs at batch
-    100; short runs need a larger learning rate, e.g. 2e-4), and scoring with an
-    exponential moving average of every network's weights (``ema_decay`` 0.999, their
-    ``tf.train.ExponentialMovingAverage``; None scores the last iterate).  ``hidden`` / ``z_hidden`` size D's joint
-    and latent layers (default ``16 * width`` / ``8 * width``: 1024 / 512 at width 64).
+    Defaults are the EGBAD authors' MNIST settings (their released code): they train for
+    many epochs at batch 100, so short runs need a larger learning rate, e.g. 2e-4.
+
+    Attributes:
+      learning_rate, beta1: Adam of both players (1e-5, 0.5).
+      z_dim, width, critic_norm: the nets (latent size 200, ngf = ndf 64, BatchNorm in
+        the encoder and in D's x-branch; the MLP nets of ``net='mlp'`` have no norm).
+      prior: the latent prior, N(0, I) (``'normal'``) or U[-1, 1].
+      discriminator: ``'concat'`` (EGBAD's: x and z features concatenated) or
+        ``'projection'`` (Miyato & Koyama 2018, CBiGAN's), see ``gadjax.nets.bigan``.
+      dropout: on every discriminator layer (0.5).
+      hidden, z_hidden: D's joint and latent layer sizes; None: ``16 * width`` /
+        ``8 * width`` (the authors' 1024 / 512 at width 64).
+      ema_decay: scoring uses an exponential moving average of every network's weights
+        (0.999, their ``tf.train.ExponentialMovingAverage``); None scores the last iterate.
+      alpha: weight of the reconstruction term of the score (0.9, see the module docstring).
+      method: L_D of the score, ``'feature-matching'`` (the paper's best) or ``'cross-entropy'``.
     """
 
-    learning_rate: float = 1e-5
-    beta1: float = 0.5
-    prior: str = "normal"
-    discriminator: str = "concat"
-    dropout: float = 0.5
-    hidden: int | None = None
-    z_hidden: int | None = None
-    ema_decay: float | None = 0.999
+    learning_rate: float = option(1e-5, gt=0, doc="Adam rate of both players")
+    beta1: float = option(0.5, ge=0, lt=1)
+    z_dim: int = option(200, ge=1)
+    critic_norm: str = option("batch", choices=NORMS, doc="norm of the encoder and of D's x-branch")
+    prior: str = option("normal", choices=("normal", "uniform"))
+    discriminator: str = option("concat", choices=DISCRIMINATORS)
+    dropout: float = option(0.5, ge=0, lt=1)
+    hidden: int | None = option(None, ge=1, doc="D's joint layer; None: 16 * width")
+    z_hidden: int | None = option(None, ge=1, doc="D's latent layer; None: 8 * width")
+    ema_decay: float | None = option(0.999, gt=0, lt=1, doc="weight average used for scoring; None: last iterate")
+    alpha: float = option(0.9, ge=0, le=1, score=True, doc="weight of the reconstruction term")
+    method: str = option("feature-matching", choices=SCORE_METHODS, score=True)
 
-    def __post_init__(self):
-        check_adam_ema(self.learning_rate, self.beta1, self.ema_decay)
-        if self.prior not in ("normal", "uniform"):
-            raise ValueError(f"unknown latent prior {self.prior!r}; use 'normal' or 'uniform'")
-        if self.discriminator not in DISCRIMINATORS:
-            raise ValueError(f"unknown discriminator {self.discriminator!r}; choose one of {DISCRIMINATORS}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+    # Image nets (DCGAN at any size, the thesis nets at 28x28) and EGBAD's KDD setting
+    # (MLPs on feature rows); D's x-branch is a conv trunk for images, an MLP for rows.
+    families: ClassVar[tuple[str, ...]] = ("dcgan", "thesis", "mlp")
 
 
 def generator_encoder_loss(real_logits: jax.Array, fake_logits: jax.Array) -> jax.Array:
@@ -81,13 +98,6 @@ def generator_encoder_loss(real_logits: jax.Array, fake_logits: jax.Array) -> ja
     pairs look real and E to make the real pairs look generated.  Logits: (B,) -> scalar.
     """
     return bce_critic_loss(fake_logits, real_logits)
-
-
-def check_score_args(alpha: float, method: str) -> None:
-    if not 0.0 <= alpha <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1] (weight of the reconstruction term), got {alpha}")
-    if method not in SCORE_METHODS:
-        raise ValueError(f"unknown score method {method!r}; choose one of {SCORE_METHODS}")
 
 
 def discrimination_loss(real_logits: jax.Array, f_real: jax.Array, f_rec: jax.Array,
@@ -119,27 +129,28 @@ def egbad_score(x: jax.Array, x_rec: jax.Array, real_logits: jax.Array, f_real: 
     return alpha * l1_residual(x, x_rec) + (1.0 - alpha) * discrimination_loss(real_logits, f_real, f_rec, method)
 
 
-@partial(jax.jit, static_argnames=("generator", "encoder", "discriminator", "method"))
-def egbad_scores(generator: PureNet, encoder: PureNet, discriminator: PureNet, params: dict, stats: dict,
-                 x: jax.Array, alpha: float = 0.9, method: str = "feature-matching") -> dict:
-    """EGBAD scores of a batch, every network in inference mode (no dropout).
+def egbad_scores(nets: dict, x: jax.Array, config: EGBADConfig | None = None) -> dict:
+    """EGBAD (and CBiGAN) scores of a batch (the gadjax scorer convention, see
+    ``gadjax.models.base``).
 
     Args:
-      params, stats: ``{'generator', 'encoder', 'discriminator': pytree}``, e.g. a
-        ``TrainState``'s ``params`` / ``stats``.
-      x: (B, H, W, C) images in the generator's output range.
+      nets: ``{'generator': z -> x, 'encoder': x -> z, 'discriminator': (x, z) ->
+        (logits, features)}``, e.g. the trained nets bound with ``gadjax.nets.bind``
+        (inference mode: no dropout, BatchNorm running averages).
+      x: (B, H, W, C) images in the generator's output range, or (B, D) rows.
+      config: ``alpha`` and ``method`` (None: ``EGBADConfig()``'s).
     Returns:
       {'score': (B,), 'residual': (B,) L_G, 'discrimination': (B,) L_D, 'z': (B, z_dim),
-       'reconstruction': (B, H, W, C)}.
+       'reconstruction': (B, ...)}.
     """
-    z = encoder(params["encoder"], stats["encoder"], x)
-    x_rec = generator(params["generator"], stats["generator"], z)
-    d = (params["discriminator"], stats["discriminator"])
-    real_logits, f_real = discriminator(*d, x, z)
-    _, f_rec = discriminator(*d, x_rec, z)
+    cfg = EGBADConfig() if config is None else config
+    z = nets["encoder"](x)
+    x_rec = nets["generator"](z)
+    real_logits, f_real = nets["discriminator"](x, z)
+    _, f_rec = nets["discriminator"](x_rec, z)
     residual = l1_residual(x, x_rec)
-    discrimination = discrimination_loss(real_logits, f_real, f_rec, method)
-    return {"score": alpha * residual + (1.0 - alpha) * discrimination, "residual": residual,
+    discrimination = discrimination_loss(real_logits, f_real, f_rec, cfg.method)
+    return {"score": cfg.alpha * residual + (1.0 - cfg.alpha) * discrimination, "residual": residual,
             "discrimination": discrimination, "z": z, "reconstruction": x_rec}
 
 
@@ -157,11 +168,13 @@ class Pairs(NamedTuple):
 class BiGANTrainer(PlayerTrainer):
     """Two players per step: the discriminator, then generator and encoder together.
 
-    ``state.params`` / ``state.stats`` hold ``'generator'``, ``'encoder'`` and
-    ``'discriminator'``.  Subclasses add terms to the G+E loss via ``_extra_loss``.
+    The nets (z_dim, width, critic_norm) come from ``nets``; the discriminator's layout,
+    optimiser, prior and EMA from ``config``.  ``state.params`` / ``state.stats`` hold
+    ``'generator'``, ``'encoder'`` and ``'discriminator'``.  Subclasses add terms to the
+    G+E loss via ``_extra_loss``.
     """
 
-    def __init__(self, nets: NetSpec, config: BiGANConfig = BiGANConfig(), parallel=False,
+    def __init__(self, nets: NetSpec, config: EGBADConfig = EGBADConfig(), parallel=False,
                  unroll: bool | int | None = None):
         self.spec, self.config = nets, config
         built = build_nets(nets, parts=("generator", "encoder"))
@@ -170,7 +183,9 @@ class BiGANTrainer(PlayerTrainer):
             dropout=config.dropout, hidden=config.hidden, z_hidden=config.z_hidden)
         self.generator, self.encoder = built["generator"][0], built["encoder"][0]
         self.discriminator = built["discriminator"][0]
-        optimizer = with_ema(optax.adam(config.learning_rate, b1=config.beta1), config.ema_decay)
+        # The authors' Adam for both players (each keeps its own moments); the EMA, if any,
+        # rides in that state, so it is checkpointed and sharded with everything else.
+        optimizer = with_ema(optim.adam(config.learning_rate, b1=config.beta1), config.ema_decay)
         players = [Player("discriminator", ("discriminator",), self._discriminator_loss, optimizer),
                    Player("generator_encoder", ("generator", "encoder"), self._generator_encoder_loss, optimizer)]
         super().__init__(built, players, image_shape=nets.image_shape, value_range=nets.output_range,
@@ -231,35 +246,23 @@ class BiGANTrainer(PlayerTrainer):
 
 
 class EGBAD(PlayerDetector):
-    """``EGBAD(nets, run, alpha=0.9, method='feature-matching').fit(x).score_samples(x_test)``.
+    """``EGBAD(learning_rate=2e-4, steps=800).fit(x_normal, x_val).score_samples(x_test)``.
 
-    Args:
-      nets: architecture, a ``NetSpec`` (or a ``GANConfig``, whose nets are used); default
-        ``EGBAD_NETS``: 28x28, z_dim 200, BatchNorm D and E.  Family ``'mlp'`` gives
-        EGBAD's tabular (KDD) setting.  ``image_shape`` is set from the data at ``fit``.
-      run: steps, batch size (paper: 100), seed, output directory.
-      bigan: training hyper-parameters (``BiGANConfig``).
-      alpha: weight of the reconstruction term in [0, 1] (EGBAD: 0.9).
-      method: ``'feature-matching'`` or ``'cross-entropy'`` discriminator loss L_D.
-      Other arguments as ``PlayerDetector`` (threshold_percentile, score_batch_size, parallel).
+    Settings: ``EGBADConfig`` (pass one, or its fields as keywords); the sample shape
+    comes from the training data (images: DCGAN nets, rows (N, D): EGBAD's tabular MLP
+    setting).  Scores use the EMA weights when ``ema_decay`` is set.  Other arguments as
+    ``Detector``.
     """
 
-    trainer_class = BiGANTrainer
+    name = NAME
+    config_class = EGBADConfig
+    score_fn = staticmethod(egbad_scores)
+    score_nets = ("generator", "encoder", "discriminator")
+    trainer_class: ClassVar[type] = BiGANTrainer
 
-    def __init__(self, nets: NetSpec | GANConfig = EGBAD_NETS, run: RunConfig = RunConfig(), *,
-                 bigan: BiGANConfig = BiGANConfig(), alpha: float = 0.9, method: str = "feature-matching",
-                 **kwargs):
-        check_score_args(alpha, method)
-        super().__init__(nets, run, **kwargs)
-        self.bigan, self.alpha, self.method = bigan, alpha, method
+    def _net_fields(self, family: str) -> dict:
+        c = self.config
+        return {"z_dim": c.z_dim, "width": c.width, "critic_norm": c.critic_norm}
 
     def build_trainer(self) -> BiGANTrainer:
-        return self.trainer_class(self.nets, self.bigan, parallel=self.parallel)
-
-    def score_state(self, state: TrainState, x: jax.Array) -> dict:
-        """``egbad_scores`` of batch ``x`` under ``state`` (pure: ``GANEnsemble`` vmaps it)."""
-        check_score_args(self.alpha, self.method)  # the attributes may have been changed after fit
-        t = self.trainer
-        nets = t.scoring_params(state, ("generator", "encoder", "discriminator"))  # EMA weights if tracked
-        params, stats = ({n: v[i] for n, v in nets.items()} for i in (0, 1))
-        return egbad_scores(t.generator, t.encoder, t.discriminator, params, stats, x, self.alpha, self.method)
+        return self.trainer_class(self.spec, self.config, parallel=self.parallel)

@@ -9,6 +9,9 @@
     discriminator:  L_D = (BCE(D(x), 1) + BCE(D([x1; x2]), 0)) / 2
     anomaly score:  A(x) = mean (z1 - z2)^2          (every BatchNorm in inference mode)
 
+    det = DEDGAN(w_rec=50, steps=2000).fit(x_normal, x_val)     # settings: DEDGANConfig
+    det.score_details(x)   # {'score', 'z1', 'z2', 'reconstruction', 'reconstruction2'}
+
 Sources.  The paper's full text could not be retrieved, so only its summary-level claims
 are taken as given: the generator is two encoder-decoder sub-networks, the
 discriminator is DCGAN's, the generator loss weights reconstruction against the
@@ -25,18 +28,19 @@ encoders and their distance carries no signal); GANomaly's weights 1 / 50 / 1;
 from __future__ import annotations
 
 import dataclasses
-from functools import partial
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 
 from gadjax.losses import bce_critic_loss, bce_generator_loss
 from gadjax.models.base import PlayerDetector
-from gadjax.models.ganomaly import (FEATURE_MATCHING, GANomalyTrainer, check_config, check_spec, contextual_loss,
-                                    feature_matching_loss)
-from gadjax.nets import NetSpec, PureNet
+from gadjax.models.config import ConfigError, DetectorConfig, option
+from gadjax.models.ganomaly import FEATURE_MATCHING, GANomalyTrainer, contextual_loss, feature_matching_loss
+from gadjax.nets import NetSpec
+from gadjax.nets.dcgan import NORMS
 from gadjax.nets.dedgan import DEDOutput, dedgan_nets
-from gadjax.train import RunConfig, TrainState
+from gadjax.nets.ganomaly import INITS
 
 NAME = "dedgan"
 ADVERSARIAL = ("feature", "bce")
@@ -69,42 +73,43 @@ def latent_loss(z1: jax.Array, z2: jax.Array) -> jax.Array:
 
 
 @dataclasses.dataclass(frozen=True)
-class DEDGANConfig:
-    """DED-GAN's loss weights, adversarial term, optimiser and score.
+class DEDGANConfig(DetectorConfig):
+    """Every DED-GAN hyper-parameter (fields of ``DetectorConfig`` as documented there).
+
+    The defaults are GANomaly's (its paper and reference code), which DED-GAN extends;
+    see the module docstring for what is taken from the DED-GAN paper itself.
 
     Attributes:
-      w_adv, w_rec, w_lat: weights of L_adv, L_rec, L_lat (finite, >= 0, not all zero).
+      learning_rate, beta1, beta2: Adam, for both players (2e-4, 0.5, 0.999).
+      z_dim, width, generator_norm: the nets (nz 100, ngf = ndf 64, BatchNorm in every network).
+      w_adv, w_rec, w_lat: weights of L_adv, L_rec, L_lat (1, 50, 1; >= 0, not all zero).
       adversarial: 'feature' (feature matching) or 'bce' (non-saturating BCE).
       feature_match: 'mean' or 'paired', see ``ganomaly.feature_matching_loss``.
-      learning_rate, beta1, beta2: Adam, for both players.
-      reinit_threshold: re-initialise D when its loss drops below this (0 disables).
+      reinit_threshold: re-initialise D when its loss drops below this (1e-5; 0 disables).
       init: 'normal' (N(0, 0.02), the DCGAN / GANomaly reference) or 'default' (Flax).
-      score_p: the score is ``mean |z1 - z2|^p``, p = 2 or 1.
+      score_p: the score is ``mean |z1 - z2|^p``, p = 2 (default) or 1; score-only.
     """
 
-    w_adv: float = 1.0
-    w_rec: float = 50.0
-    w_lat: float = 1.0
-    adversarial: str = "feature"
-    feature_match: str = "mean"
-    learning_rate: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    reinit_threshold: float = 1e-5
-    init: str = "normal"
-    score_p: int = 2
+    learning_rate: float = option(2e-4, gt=0, doc="Adam rate of both players")
+    beta1: float = option(0.5, ge=0, lt=1)
+    beta2: float = option(0.999, ge=0, lt=1)
+    z_dim: int = option(100, ge=1)
+    generator_norm: str = option("batch", choices=NORMS, doc="norm of every network")
+    w_adv: float = option(1.0, ge=0)
+    w_rec: float = option(50.0, ge=0)
+    w_lat: float = option(1.0, ge=0)
+    adversarial: str = option("feature", choices=ADVERSARIAL)
+    feature_match: str = option("mean", choices=FEATURE_MATCHING)
+    reinit_threshold: float = option(1e-5, ge=0)
+    init: str = option("normal", choices=INITS)
+    score_p: int = option(2, choices=(1, 2), score=True, doc="score = mean |z1 - z2|^p")
 
-    def __post_init__(self):
-        weights = ("w_adv", "w_rec", "w_lat")
-        check_config(self, weights=weights)
-        if not any(getattr(self, name) for name in weights):
-            raise ValueError("w_adv, w_rec and w_lat are all zero: the generator would not train")
-        if self.adversarial not in ADVERSARIAL:
-            raise ValueError(f"unknown adversarial loss {self.adversarial!r}; choose one of {ADVERSARIAL}")
-        if self.feature_match not in FEATURE_MATCHING:
-            raise ValueError(f"unknown feature_match {self.feature_match!r}; choose one of {FEATURE_MATCHING}")
-        if self.score_p not in (1, 2):
-            raise ValueError(f"score_p must be 1 or 2, got {self.score_p}")
+    families: ClassVar[tuple[str, ...]] = ("dcgan",)
+
+    def check(self) -> None:
+        super().check()
+        if not any((self.w_adv, self.w_rec, self.w_lat)):
+            raise ConfigError("w_adv", "w_adv, w_rec and w_lat are all zero: the generator would not train")
 
 
 class DEDGANTrainer(GANomalyTrainer):
@@ -167,45 +172,40 @@ class DEDGANTrainer(GANomalyTrainer):
         return loss, ({"discriminator": d_stats}, metrics)
 
 
-@partial(jax.jit, static_argnames=("generator", "p"))
-def dedgan_scores(generator: PureNet, g_params, g_stats, x: jax.Array, p: int = 2) -> dict:
-    """DED-GAN scores of a batch, the generator in inference mode (BatchNorm running
-    averages: an image's score does not depend on the rest of its batch).
+def dedgan_scores(nets: dict, x: jax.Array, config: DEDGANConfig = DEDGANConfig()) -> dict:
+    """DED-GAN scores of a batch (the gadjax scorer convention, see ``gadjax.models.base``).
 
     Args:
-      generator: the ``DualEncoderDecoder`` PureNet (``DEDGANTrainer.generator``).
+      nets: ``{'generator': G}`` with ``G(x) -> DEDOutput(z1, x1, z2, x2)``, e.g. the
+        trained ``DualEncoderDecoder`` bound with ``gadjax.nets.bind`` (BatchNorm on its
+        running averages: an image's score does not depend on the rest of its batch).
       x: (B, H, W, C) images in [-1, 1].
-      p: see ``latent_distance``.
+      config: its ``score_p``, see ``latent_distance``.
     Returns:
       {'score': (B,), 'z1': (B, Z), 'z2': (B, Z), 'reconstruction': x1 (B, H, W, C),
        'reconstruction2': x2 (B, H, W, C)}.
     """
-    out = generator(g_params, g_stats, x)
-    return {"score": latent_distance(out.z1, out.z2, p), "z1": out.z1, "z2": out.z2, "reconstruction": out.x1,
-            "reconstruction2": out.x2}
+    out = nets["generator"](x)
+    return {"score": latent_distance(out.z1, out.z2, config.score_p), "z1": out.z1, "z2": out.z2,
+            "reconstruction": out.x1, "reconstruction2": out.x2}
 
 
 class DEDGAN(PlayerDetector):
-    """``DEDGAN(nets, run).fit(x_normal).score_samples(x)``; ``anomaly_map`` is ``|x - x1|``.
+    """``DEDGAN(w_rec=50, steps=2000).fit(x_normal, x_val).score_samples(x)``;
+    ``anomaly_map`` is ``|x - x1|``.
 
-    Args:
-      nets: ``NetSpec`` (family 'dcgan'; z_dim, width = ngf = ndf); ``image_shape`` is
-        taken from the training images; ``generator_norm`` is every network's norm.
-      run: steps, batch size, seed, checkpoints.
-      config: ``DEDGANConfig``.
-      Other arguments as ``PlayerDetector``.
+    Settings: ``DEDGANConfig`` (pass one, or its fields as keywords); the image shape
+    comes from the training images.  Other arguments as ``Detector``.
     """
 
-    def __init__(self, nets: NetSpec = NetSpec(), run: RunConfig = RunConfig(), *,
-                 config: DEDGANConfig = DEDGANConfig(), **kwargs):
-        check_spec(nets, "DED-GAN")
-        super().__init__(nets, run, **kwargs)
-        self.config = config
+    name = NAME
+    config_class = DEDGANConfig
+    score_fn = staticmethod(dedgan_scores)
+    score_nets = ("generator",)
+
+    def _net_fields(self, family: str) -> dict:
+        c = self.config
+        return {"z_dim": c.z_dim, "width": c.width, "generator_norm": c.generator_norm}
 
     def build_trainer(self) -> DEDGANTrainer:
-        return DEDGANTrainer(self.nets, self.config, parallel=self.parallel)
-
-    def score_state(self, state: TrainState, x: jax.Array) -> dict:
-        """Scores of batch ``x`` (B, H, W, C) under ``state`` (pure; see ``dedgan_scores``)."""
-        return dedgan_scores(self.trainer.generator, state.params["generator"], state.stats["generator"], x,
-                             self.config.score_p)
+        return DEDGANTrainer(self.spec, self.config, parallel=self.parallel)

@@ -21,18 +21,19 @@ before computing AUROC; that is monotone, so raw scores are returned here.
 from __future__ import annotations
 
 import dataclasses
-import math
-from functools import partial
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
-import optax
 
 from gadjax.losses import bce_critic_loss
+from gadjax import optim
 from gadjax.models.base import PlayerDetector
+from gadjax.models.config import DetectorConfig, option
 from gadjax.nets import NetSpec, PureNet
 from gadjax.nets.ganomaly import INITS, ganomaly_nets
-from gadjax.train import GANConfig, Player, PlayerTrainer, RunConfig, TrainState
+from gadjax.nets.dcgan import NORMS
+from gadjax.train import Player, PlayerTrainer, TrainState
 
 NAME = "ganomaly"
 FEATURE_MATCHING = ("mean", "paired")
@@ -79,54 +80,32 @@ def reinit_if(collapsed: jax.Array, init, key: jax.Array, params, stats):
 
 
 @dataclasses.dataclass(frozen=True)
-class GANomalyConfig:
-    """Loss weights and optimiser of GANomaly (paper defaults).
+class GANomalyConfig(DetectorConfig):
+    """Every GANomaly hyper-parameter, with the paper's defaults (fields of
+    ``DetectorConfig`` as documented there).
 
     Attributes:
+      learning_rate, beta1, beta2: Adam, for both players (2e-4, 0.5, 0.999).
+      z_dim, width, generator_norm: the nets (nz 100, ngf = ndf 64, BatchNorm everywhere).
       w_adv, w_con, w_enc: weights of L_adv, L_con, L_enc.
       feature_match: ``'mean'`` (paper) or ``'paired'`` (reference code), see ``feature_matching_loss``.
-      learning_rate, beta1, beta2: Adam, for both players.
       reinit_threshold: re-initialise D when its loss drops below this (0 disables).
       init: ``'normal'`` (N(0, 0.02) weights, the reference) or ``'default'`` (Flax).
     """
 
-    w_adv: float = 1.0
-    w_con: float = 50.0
-    w_enc: float = 1.0
-    feature_match: str = "mean"
-    learning_rate: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    reinit_threshold: float = 1e-5
-    init: str = "normal"
+    learning_rate: float = option(2e-4, gt=0, doc="Adam rate of both players")
+    z_dim: int = option(100, ge=1)
+    generator_norm: str = option("batch", choices=NORMS)
+    w_adv: float = option(1.0, ge=0)
+    w_con: float = option(50.0, ge=0)
+    w_enc: float = option(1.0, ge=0)
+    feature_match: str = option("mean", choices=FEATURE_MATCHING)
+    beta1: float = option(0.5, ge=0, lt=1)
+    beta2: float = option(0.999, ge=0, lt=1)
+    reinit_threshold: float = option(1e-5, ge=0)
+    init: str = option("normal", choices=INITS)
 
-    def __post_init__(self):
-        check_config(self, weights=("w_adv", "w_con", "w_enc"))
-        if self.feature_match not in FEATURE_MATCHING:
-            raise ValueError(f"unknown feature_match {self.feature_match!r}; choose one of {FEATURE_MATCHING}")
-
-
-def check_config(cfg, weights: tuple[str, ...]) -> None:
-    """The checks GANomaly and Skip-GANomaly configs share."""
-    for name in weights:  # NaN fails ">= 0" silently, so check finiteness too
-        if not (math.isfinite(getattr(cfg, name)) and getattr(cfg, name) >= 0):
-            raise ValueError(f"{name} must be a finite number >= 0, got {getattr(cfg, name)}")
-    if not cfg.learning_rate > 0:
-        raise ValueError(f"learning_rate must be > 0, got {cfg.learning_rate}")
-    for name in ("beta1", "beta2"):
-        if not 0 <= getattr(cfg, name) < 1:
-            raise ValueError(f"{name} must be in [0, 1), got {getattr(cfg, name)}")
-    if cfg.reinit_threshold < 0:
-        raise ValueError(f"reinit_threshold must be >= 0 (0 disables), got {cfg.reinit_threshold}")
-    if cfg.init not in INITS:
-        raise ValueError(f"unknown init {cfg.init!r}; choose one of {INITS}")
-
-
-def check_spec(spec: NetSpec | GANConfig, model: str) -> None:
-    """GANomaly-style models are built from the DCGAN nets (a ``GANConfig``'s nets count)."""
-    spec = spec.nets if isinstance(spec, GANConfig) else spec
-    if spec.family != "dcgan":
-        raise ValueError(f"{model} is built from the DCGAN nets: use NetSpec family 'dcgan', got {spec.family!r}")
+    families: ClassVar[tuple[str, ...]] = ("dcgan",)
 
 
 class GANomalyTrainer(PlayerTrainer):
@@ -142,12 +121,13 @@ class GANomalyTrainer(PlayerTrainer):
 
     def __init__(self, nets: NetSpec, config: GANomalyConfig = GANomalyConfig(), parallel=False,
                  unroll: bool | int | None = None):
-        check_spec(nets, self.model)
+        if nets.family != "dcgan":
+            raise ValueError(f"{self.model} is built from the DCGAN nets: use NetSpec family 'dcgan', got {nets.family!r}")
         self.spec, self.config = nets, config
         built = self.build_nets()
         self.generator, self.discriminator = built["generator"][0], built["discriminator"][0]
         self._discriminator_init = built["discriminator"][1]
-        adam = lambda: optax.adam(config.learning_rate, b1=config.beta1, b2=config.beta2)  # noqa: E731
+        adam = lambda: optim.adam(config.learning_rate, b1=config.beta1, b2=config.beta2)  # noqa: E731
         # Generator first, then discriminator: the order of the reference's optimize_params.
         players = [Player("generator", ("generator",), self._generator_loss, adam()),
                    Player("discriminator", ("discriminator",), self._discriminator_loss, adam())]
@@ -207,40 +187,39 @@ class GANomalyTrainer(PlayerTrainer):
                              stats={**state.stats, "discriminator": d_stats}), metrics
 
 
-@partial(jax.jit, static_argnames=("generator",))
-def ganomaly_scores(generator: PureNet, g_params, g_stats, x: jax.Array) -> dict:
-    """GANomaly scores of a batch, BatchNorm in inference mode (batch-independent).
+def ganomaly_scores(nets: dict, x: jax.Array, config: GANomalyConfig | None = None) -> dict:
+    """GANomaly scores of a batch (the gadjax scorer convention, see ``gadjax.models.base``).
 
     Args:
-      generator: the ``GANomalyGenerator`` PureNet; x: (B, H, W, C) in [-1, 1].
+      nets: ``{'generator': G}`` with ``G(x) -> (x_hat, z, z_hat)``, e.g. the trained
+        ``GANomalyGenerator`` bound with ``gadjax.nets.bind`` (BatchNorm in inference
+        mode, so an image's score does not depend on its batch).
+      x: (B, H, W, C) in [-1, 1].
+      config: unused (GANomaly's score has no settings); kept for the common signature.
     Returns:
       {'score': (B,), 'z': (B, Z), 'z_hat': (B, Z), 'reconstruction': (B, H, W, C)}.
     """
-    x_hat, z, z_hat = generator(g_params, g_stats, x)
+    del config
+    x_hat, z, z_hat = nets["generator"](x)
     return {"score": ganomaly_score(z, z_hat), "z": z, "z_hat": z_hat, "reconstruction": x_hat}
 
 
 class GANomaly(PlayerDetector):
-    """``GANomaly(nets, run).fit(x_normal).score_samples(x)``.
+    """``GANomaly(w_con=50, steps=2000).fit(x_normal, x_val).score_samples(x)``.
 
-    Args:
-      nets: ``NetSpec`` (family 'dcgan'; z_dim = nz, width = ngf = ndf; the paper uses
-        z_dim 100, width 64), or a ``GANConfig`` whose nets are used; ``image_shape`` is
-        taken from the training images.
-      run: steps, batch size (paper: 64), seed, checkpoints.
-      config: loss weights and optimiser, ``GANomalyConfig``.
-      Other arguments as ``PlayerDetector``.
+    Settings: ``GANomalyConfig`` (pass one, or its fields as keywords); the image shape
+    comes from the training images.  Other arguments as ``Detector``.
     """
 
-    def __init__(self, nets: NetSpec = NetSpec(), run: RunConfig = RunConfig(), *,
-                 config: GANomalyConfig = GANomalyConfig(), **kwargs):
-        super().__init__(nets, run, **kwargs)
-        check_spec(self.nets, "GANomaly")
-        self.config = config
+    name = NAME
+    config_class = GANomalyConfig
+    score_fn = staticmethod(ganomaly_scores)
+    score_nets = ("generator",)
+
+    def _net_fields(self, family: str) -> dict:
+        c = self.config
+        return {"z_dim": c.z_dim, "width": c.width, "generator_norm": c.generator_norm}
 
     def build_trainer(self) -> GANomalyTrainer:
-        return GANomalyTrainer(self.nets, self.config, parallel=self.parallel)
+        return GANomalyTrainer(self.spec, self.config, parallel=self.parallel)
 
-    def score_state(self, state: TrainState, x: jax.Array) -> dict:
-        """Scores of batch ``x`` (B, H, W, C) under ``state`` (pure; see ``ganomaly_scores``)."""
-        return ganomaly_scores(self.trainer.generator, state.params["generator"], state.stats["generator"], x)

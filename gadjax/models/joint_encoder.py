@@ -10,19 +10,22 @@ The anomaly score combines a normalised image residual with the latent code's di
 from the origin of the N(0, I) prior (``gadjax.scores.berg_score``):
 
     A(x) = lam * mean |minmax(x) - minmax(G(E(x)))| + (1 - lam) * ||E(x)||_2,  lam = 0.05
+
+    det = JointEncoder(lam=0.05, steps=2000).fit(x_normal, x_val)   # settings: JointEncoderConfig
+    det.score_details(x)   # {'score', 'residual', 'origin', 'z', 'reconstruction'}
 """
 from __future__ import annotations
 
 import dataclasses
-from functools import partial
 
 import jax
 import jax.numpy as jnp
 
 from gadjax.models.base import PlayerDetector
-from gadjax.nets import PureNet, build_nets
+from gadjax.models.config import GANConfigFields, option
+from gadjax.nets import build_nets
 from gadjax.scores import berg_score, normalised_residual, origin_distance
-from gadjax.train import GANConfig, GANTrainer, Player, RunConfig
+from gadjax.train import GANConfig, GANTrainer, Player
 
 NAME = "joint_encoder"
 
@@ -36,10 +39,28 @@ def image_space_loss(x_gen: jax.Array, x_cycle: jax.Array) -> jax.Array:
     return jnp.mean(jnp.abs(x_gen - x_cycle))
 
 
-class JointEncoderTrainer(GANTrainer):
-    """WGAN-GP players (critic x n_critic, generator) plus an encoder player.
+@dataclasses.dataclass(frozen=True)
+class JointEncoderConfig(GANConfigFields):
+    """The GAN's settings (``GANConfigFields``: WGAN-GP, Adam 1e-4 with betas (0, 0.9),
+    n_critic 5, gradient penalty 10, as Berg et al.; the thesis nets for 28x28 gray
+    images) plus the encoder's and the score's.
 
-    The encoder's Adam uses the GAN's learning rate and betas unless ``encoder_lr`` is given.
+    Attributes:
+      lam: weight of the normalised image residual in the score (Berg et al.'s 0.05);
+        score-only.
+      encoder_learning_rate: the encoder's rate; None follows the GAN's (``learning_rate``,
+        else the objective's paper rate), as Berg et al. train all three nets alike.
+    """
+
+    lam: float = option(0.05, ge=0, le=1, score=True, doc="score weight of the normalised image residual")
+    encoder_learning_rate: float | None = option(None, gt=0, doc="encoder rate; None: the GAN's")
+
+
+class JointEncoderTrainer(GANTrainer):
+    """The GAN's players (critic x n_critic, generator) plus an encoder player.
+
+    The encoder uses the GAN objective's optimiser (``gadjax.optim``: Adam for WGAN-GP,
+    DCGAN and LSGAN, RMSProp for WGAN) at the GAN's rate unless ``encoder_lr`` is given.
     """
 
     def __init__(self, config: GANConfig, encoder_lr: float | None = None, parallel=False, unroll=None):
@@ -59,43 +80,44 @@ class JointEncoderTrainer(GANTrainer):
         return loss, ({"encoder": e_stats}, {"latent_error": jnp.mean((z - z_rec) ** 2)})
 
 
-@partial(jax.jit, static_argnames=("generator", "encoder"))
-def joint_encoder_scores(generator: PureNet, encoder: PureNet, g_params, g_stats, e_params, e_stats,
-                         x: jax.Array, lam: float = 0.05) -> dict:
-    """Berg et al. scores of a batch x (B, H, W, C), networks in inference mode.
+def joint_encoder_scores(nets: dict, x: jax.Array, config: JointEncoderConfig = JointEncoderConfig()) -> dict:
+    """Berg et al. scores of a batch (the gadjax scorer convention, see ``gadjax.models.base``).
 
-    Returns {'score': (B,), 'residual': (B,), 'origin': (B,), 'z': (B, z_dim),
-    'reconstruction': (B, H, W, C)}: score = lam * residual + (1 - lam) * origin
-    (``gadjax.scores.berg_score``), the normalised residual and origin distance kept so
-    each can be judged alone.
+    Args:
+      nets: ``{'generator': G, 'encoder': E}`` with ``E(x) -> z`` and ``G(z) -> x``, e.g.
+        the trained nets bound with ``gadjax.nets.bind`` (inference mode).
+      x: (B, H, W, C) in the model's range.
+      config: its ``lam`` weighs the two terms.
+    Returns:
+      {'score': (B,), 'residual': (B,), 'origin': (B,), 'z': (B, z_dim),
+      'reconstruction': (B, H, W, C)}: score = lam * residual + (1 - lam) * origin
+      (``gadjax.scores.berg_score``), the normalised residual and origin distance kept so
+      each can be judged alone.
     """
-    z = encoder(e_params, e_stats, x)
-    x_rec = generator(g_params, g_stats, z)
-    return {"score": berg_score(x, x_rec, z, lam), "residual": normalised_residual(x, x_rec),
+    z = nets["encoder"](x)
+    x_rec = nets["generator"](z)
+    return {"score": berg_score(x, x_rec, z, config.lam), "residual": normalised_residual(x, x_rec),
             "origin": origin_distance(z), "z": z, "reconstruction": x_rec}
 
 
 class JointEncoder(PlayerDetector):
-    """``JointEncoder(gan, run, lam=0.05).fit(x).score_samples(x_test)``.
+    """``JointEncoder(lam=0.05, steps=2000).fit(x_normal, x_val).score_samples(x_test)``.
 
-    Args:
-      gan: the WGAN-GP (``GANConfig``); its image shape is set from the data at fit time.
-      lam: weight of the normalised image residual (paper: 0.05).
-      encoder_lr: encoder learning rate (default: the GAN's).
+    Settings: ``JointEncoderConfig`` (pass one, or its fields as keywords); the nets
+    come from the data unless ``net`` names them (the thesis nets for 28x28 gray images,
+    DCGAN nets for other images, MLPs for rows).  Other arguments as ``Detector``.
     """
 
-    def __init__(self, gan: GANConfig = GANConfig(), run: RunConfig = RunConfig(), *, lam: float = 0.05,
-                 encoder_lr: float | None = None, **kwargs):
-        if not 0.0 <= lam <= 1.0:
-            raise ValueError(f"lam must be in [0, 1], got {lam}")
-        super().__init__(gan.nets, run, **kwargs)
-        self.gan, self.lam, self.encoder_lr = gan, lam, encoder_lr
+    name = NAME
+    config_class = JointEncoderConfig
+    score_fn = staticmethod(joint_encoder_scores)
+    score_nets = ("generator", "encoder")
+
+    def _net_fields(self, family: str) -> dict:
+        return self.config.net_fields(family)
 
     def build_trainer(self) -> JointEncoderTrainer:
-        config = dataclasses.replace(self.gan, nets=self.nets)
-        return JointEncoderTrainer(config, self.encoder_lr, parallel=self.parallel)
-
-    def score_state(self, state, x) -> dict:
-        t = self.trainer
-        return joint_encoder_scores(t.generator, t.encoder, state.params["generator"], state.stats["generator"],
-                                    state.params["encoder"], state.stats["encoder"], x, self.lam)
+        cfg = self.config
+        gan = cfg.gan_config(self.spec)
+        encoder_lr = cfg.rate("encoder", gan.objective().learning_rate)
+        return JointEncoderTrainer(gan, encoder_lr, parallel=self.parallel)

@@ -1,6 +1,9 @@
 """Skip-GANomaly (Akcay, Atapour-Abarghouei and Breckon, IJCNN 2019): GANomaly's adversarial
 training with a U-Net generator (skip connections) and a reconstruction-plus-feature score.
 
+    det = SkipGANomaly(lam=0.9, steps=2000).fit(x_normal, x_val)
+    det.score_details(x)   # {'score', 'residual', 'latent', 'reconstruction'}
+
 Networks: U-Net ``G`` (``gadjax.nets.unet``), DCGAN discriminator ``D`` with last-conv
 features ``f`` (``gadjax.nets.ganomaly.discriminator``).  Two players:
 
@@ -17,23 +20,25 @@ with Adam(2e-4, beta1 0.5).  Score, every BatchNorm in inference mode:
 Both terms are per-element means, as in the reference code, so lam weighs them
 independently of the image and feature sizes.  The loss pieces and the training step
 (including D's re-initialisation) are GANomaly's, imported from ``gadjax.models.ganomaly``.
+The U-Net has no latent vector, hence no ``z_dim`` setting.
 """
 from __future__ import annotations
 
 import dataclasses
-from functools import partial
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
 
 from gadjax.losses import bce_generator_loss
 from gadjax.models.base import PlayerDetector
-from gadjax.models.ganomaly import GANomalyTrainer, check_config, check_spec, contextual_loss, feature_matching_loss
-from gadjax.nets import NetSpec, PureNet
-from gadjax.nets.ganomaly import check_net_options, discriminator, pure_net
+from gadjax.models.config import DetectorConfig, option
+from gadjax.models.ganomaly import GANomalyTrainer, contextual_loss, feature_matching_loss
+from gadjax.nets import NetSpec
+from gadjax.nets.dcgan import NORMS
+from gadjax.nets.ganomaly import INITS, check_net_options, discriminator, pure_net
 from gadjax.nets.unet import UNetGenerator
 from gadjax.scores import feature_residual
-from gadjax.train import RunConfig, TrainState
 
 NAME = "skip_ganomaly"
 
@@ -58,33 +63,36 @@ def l1_mean_residual(x: jax.Array, x_hat: jax.Array) -> jax.Array:
 
 
 @dataclasses.dataclass(frozen=True)
-class SkipGANomalyConfig:
-    """Loss weights, score weight and optimiser of Skip-GANomaly (paper defaults).
+class SkipGANomalyConfig(DetectorConfig):
+    """Every Skip-GANomaly hyper-parameter, with the paper's defaults (fields of
+    ``DetectorConfig`` as documented there).
 
     Attributes:
-      w_adv, w_con, w_lat: weights of L_adv, L_con, L_lat.
-      lam: weight of the reconstruction term of the score, in [0, 1].
-      n_stages: U-Net depth (default: ``spatial_plan``'s stage count).
-      learning_rate, beta1, beta2, reinit_threshold, init: as ``GANomalyConfig``.
+      learning_rate, beta1, beta2: Adam, for both players (2e-4, 0.5, 0.999: the paper
+        and its reference code, inherited from GANomaly).
+      width, generator_norm: the nets (ngf = ndf 64, BatchNorm everywhere, as the paper).
+      w_adv, w_con, w_lat: weights of L_adv, L_con, L_lat (the paper's 1, 50, 1).
+      lam: weight of the reconstruction term of the score, in [0, 1] (the paper's 0.9);
+        score-only.
+      n_stages: U-Net depth; None: ``spatial_plan``'s stage count for the image size.
+      reinit_threshold: re-initialise D when its loss drops below this (the reference's
+        1e-5; 0 disables).
+      init: ``'normal'`` (N(0, 0.02) weights, the reference) or ``'default'`` (Flax).
     """
 
-    w_adv: float = 1.0
-    w_con: float = 50.0
-    w_lat: float = 1.0
-    lam: float = 0.9
-    n_stages: int | None = None
-    learning_rate: float = 2e-4
-    beta1: float = 0.5
-    beta2: float = 0.999
-    reinit_threshold: float = 1e-5
-    init: str = "normal"
+    learning_rate: float = option(2e-4, gt=0, doc="Adam rate of both players")
+    beta1: float = option(0.5, ge=0, lt=1)
+    beta2: float = option(0.999, ge=0, lt=1)
+    generator_norm: str = option("batch", choices=NORMS, doc="norm of every network")
+    w_adv: float = option(1.0, ge=0)
+    w_con: float = option(50.0, ge=0)
+    w_lat: float = option(1.0, ge=0)
+    lam: float = option(0.9, ge=0, le=1, score=True, doc="score weight of the reconstruction term")
+    n_stages: int | None = option(None, ge=2, doc="U-Net depth; None: from the image size")
+    reinit_threshold: float = option(1e-5, ge=0)
+    init: str = option("normal", choices=INITS)
 
-    def __post_init__(self):
-        check_config(self, weights=("w_adv", "w_con", "w_lat"))
-        if not 0.0 <= self.lam <= 1.0:
-            raise ValueError(f"lam must be in [0, 1], got {self.lam}")
-        if self.n_stages is not None and self.n_stages < 2:
-            raise ValueError(f"n_stages must be >= 2, got {self.n_stages}")
+    families: ClassVar[tuple[str, ...]] = ("dcgan",)
 
 
 class SkipGANomalyTrainer(GANomalyTrainer):
@@ -119,46 +127,40 @@ class SkipGANomalyTrainer(GANomalyTrainer):
         return loss, ({"generator": g_stats}, terms)
 
 
-@partial(jax.jit, static_argnames=("generator", "discriminator"))
-def skip_ganomaly_scores(generator: PureNet, discriminator: PureNet, g_params, g_stats, d_params, d_stats,
-                         x: jax.Array, lam: float = 0.9) -> dict:
-    """Skip-GANomaly scores of a batch, BatchNorm in inference mode (batch-independent).
+def skip_ganomaly_scores(nets: dict, x: jax.Array, config: SkipGANomalyConfig = SkipGANomalyConfig()) -> dict:
+    """Skip-GANomaly scores of a batch (the gadjax scorer convention, see ``gadjax.models.base``).
 
     Args:
-      x: (B, H, W, C) in [-1, 1]; lam: weight of the reconstruction term (traced: no recompile).
+      nets: ``{'generator': G, 'discriminator': D}`` with ``G(x) -> x_hat`` and
+        ``D(x) -> (logits, features)``, e.g. the trained nets bound with
+        ``gadjax.nets.bind`` (BatchNorm in inference mode: batch-independent scores).
+      x: (B, H, W, C) in [-1, 1].
+      config: its ``lam`` weighs the two terms.
     Returns:
       {'score': (B,), 'residual': (B,), 'latent': (B,), 'reconstruction': (B, H, W, C)}.
     """
-    x_hat = generator(g_params, g_stats, x)
-    _, f = discriminator(d_params, d_stats, x)
-    _, f_hat = discriminator(d_params, d_stats, x_hat)
-    return {"score": skip_ganomaly_score(x, x_hat, f, f_hat, lam),
-            "residual": l1_mean_residual(x, x_hat),
+    x_hat = nets["generator"](x)
+    _, f = nets["discriminator"](x)
+    _, f_hat = nets["discriminator"](x_hat)
+    return {"score": skip_ganomaly_score(x, x_hat, f, f_hat, config.lam), "residual": l1_mean_residual(x, x_hat),
             "latent": feature_residual(f, f_hat), "reconstruction": x_hat}
 
 
 class SkipGANomaly(PlayerDetector):
-    """``SkipGANomaly(nets, run).fit(x_normal).score_samples(x)``.
+    """``SkipGANomaly(lam=0.9, steps=2000).fit(x_normal, x_val).score_samples(x)``.
 
-    Args:
-      nets: ``NetSpec`` (family 'dcgan'; width = ngf = ndf, paper 64; z_dim is unused), or a
-        ``GANConfig`` whose nets are used.
-      run: steps, batch size (paper: 64), seed, checkpoints.
-      config: loss weights, score weight ``lam`` and optimiser, ``SkipGANomalyConfig``.
-      Other arguments as ``PlayerDetector``.
+    Settings: ``SkipGANomalyConfig`` (pass one, or its fields as keywords); the image
+    shape comes from the training images.  Other arguments as ``Detector``.
     """
 
-    def __init__(self, nets: NetSpec = NetSpec(), run: RunConfig = RunConfig(), *,
-                 config: SkipGANomalyConfig = SkipGANomalyConfig(), **kwargs):
-        super().__init__(nets, run, **kwargs)
-        check_spec(self.nets, "Skip-GANomaly")
-        self.config = config
+    name = NAME
+    config_class = SkipGANomalyConfig
+    score_fn = staticmethod(skip_ganomaly_scores)
+    score_nets = ("generator", "discriminator")
+
+    def _net_fields(self, family: str) -> dict:
+        # NetSpec's z_dim is left at its default: the U-Net never reads it.
+        return {"width": self.config.width, "generator_norm": self.config.generator_norm}
 
     def build_trainer(self) -> SkipGANomalyTrainer:
-        return SkipGANomalyTrainer(self.nets, self.config, parallel=self.parallel)
-
-    def score_state(self, state: TrainState, x: jax.Array) -> dict:
-        """Scores of batch ``x`` (B, H, W, C) under ``state`` (pure; see ``skip_ganomaly_scores``)."""
-        t, p, s = self.trainer, state.params, state.stats
-        return skip_ganomaly_scores(t.generator, t.discriminator, p["generator"], s["generator"],
-                                    p["discriminator"], s["discriminator"], x, self.config.lam)
+        return SkipGANomalyTrainer(self.spec, self.config, parallel=self.parallel)

@@ -12,7 +12,7 @@ from typing import Callable, NamedTuple
 from gadjax.nets.dcgan import NORMS, ConvTrunk, Critic, Encoder, Generator, spatial_plan
 from gadjax.nets.lstm import LSTMDiscriminator, LSTMEncoder, LSTMGenerator, LSTMSpec, per_step_latent
 from gadjax.nets.mlp import MLPCritic, MLPEncoder, MLPGenerator
-from gadjax.nets.pure import PureNet, count_params, init_fn
+from gadjax.nets.pure import PureNet, as_callable_pytree, bind, count_params, features_of, init_fn
 from gadjax.nets.thesis import ThesisGenerator, thesis_critic, thesis_encoder
 
 
@@ -94,6 +94,6 @@ def build_nets(spec: NetSpec, parts=("generator", "critic", "encoder")) -> dict[
     return {part: init_fn(lambda rngs, f=getattr(family, part): f(spec, rngs), name=part) for part in parts}
 
 
-__all__ = ["NETS", "NetSpec", "PureNet", "build_nets", "init_fn", "count_params", "spatial_plan",
+__all__ = ["NETS", "NetSpec", "PureNet", "as_callable_pytree", "bind", "build_nets", "features_of", "init_fn", "count_params", "spatial_plan",
            "Generator", "Critic", "Encoder", "ConvTrunk", "MLPGenerator", "MLPCritic", "MLPEncoder",
            "LSTMGenerator", "LSTMDiscriminator", "LSTMEncoder", "LSTMSpec", "ThesisGenerator", "thesis_critic", "thesis_encoder"]

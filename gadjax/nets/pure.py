@@ -70,3 +70,30 @@ def init_fn(make_module: Callable[[nnx.Rngs], nnx.Module], name: str = "net"):
 def count_params(params: PyTree) -> int:
     """Number of scalar parameters in a pytree."""
     return sum(x.size for x in jax.tree.leaves(params))
+
+
+def bind(net: PureNet, params: PyTree, stats: PyTree) -> jax.tree_util.Partial:
+    """``net`` with its variables bound, in inference mode: ``bind(G, p, s)(z) == G(p, s, z)``.
+
+    The result is a ``jax.tree_util.Partial``, i.e. a pytree whose leaves are ``params``
+    and ``stats``: it passes through ``jit`` / ``vmap`` as an ordinary argument (traced,
+    never baked in as a constant), while ``net`` itself stays static.  gadjax's scorers
+    take networks as such callables, so any ``f(x)`` written outside gadjax works too.
+    """
+    return jax.tree_util.Partial(net, params, stats)
+
+
+def as_callable_pytree(fn) -> jax.tree_util.Partial:
+    """A callable as a pytree for ``jit`` arguments: a ``Partial`` is kept, any other
+    callable becomes a leaf-free ``Partial`` (static, compared by identity)."""
+    return fn if isinstance(fn, jax.tree_util.Partial) else jax.tree_util.Partial(fn)
+
+
+def _second(critic, x):
+    return critic(x)[1]
+
+
+def features_of(critic) -> jax.tree_util.Partial:
+    """``x -> features`` of a bound critic ``x -> (logits, features)``, still a pytree
+    (so its parameters stay traced arguments under ``jit``)."""
+    return jax.tree_util.Partial(_second, critic)

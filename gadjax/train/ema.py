@@ -60,16 +60,6 @@ def ema_params(opt_state):
     return ema
 
 
-def check_adam_ema(learning_rate: float, beta1: float, ema_decay: float | None) -> None:
-    """Clear errors for the Adam-with-EMA settings the BiGAN-family configs share."""
-    if not learning_rate > 0:
-        raise ValueError(f"learning_rate must be > 0, got {learning_rate}")
-    if not 0.0 <= beta1 < 1.0:
-        raise ValueError(f"beta1 must be in [0, 1), got {beta1}")
-    if ema_decay is not None and not 0.0 < ema_decay < 1.0:
-        raise ValueError(f"ema_decay must be in (0, 1) or None, got {ema_decay}")
-
-
 def with_ema(optimizer: optax.GradientTransformation, decay: float | None) -> optax.GradientTransformation:
     """``optimizer`` followed by ``track_ema(decay)``; unchanged when ``decay`` is None."""
     return optimizer if decay is None else optax.chain(optimizer, track_ema(decay))

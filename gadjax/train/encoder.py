@@ -17,8 +17,9 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
-import optax
 
+from gadjax import optim
+from gadjax.config import Config, option
 from gadjax.nets import build_nets
 from gadjax.scores import feature_residual, mse_residual
 from gadjax.train.gan import GANTrainer
@@ -28,19 +29,14 @@ STRATEGIES = ("izi", "ziz", "izif")
 
 
 @dataclasses.dataclass(frozen=True)
-class EncoderConfig:
-    """f-AnoGAN encoder training: strategy, izif weight ``kappa`` and Adam settings
-    (those of the WGAN-GP: lr 1e-4, betas (0, 0.9))."""
+class EncoderConfig(Config):
+    """f-AnoGAN encoder training: strategy, izif weight ``kappa`` and Adam's rate (the
+    WGAN-GP's Adam: lr 1e-4, betas (0, 0.9)).  ``FAnoGAN`` builds it from its
+    ``FAnoGANConfig`` (``encoder_strategy``, ``kappa``, the resolved encoder rate)."""
 
-    strategy: str = "izif"
-    kappa: float = 1.0
-    learning_rate: float = 1e-4
-
-    def __post_init__(self):
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"unknown encoder strategy {self.strategy!r}; choose one of {STRATEGIES}")
-        if self.kappa < 0:
-            raise ValueError(f"kappa must be >= 0, got {self.kappa}")
+    strategy: str = option("izif", choices=STRATEGIES)
+    kappa: float = option(1.0, ge=0)
+    learning_rate: float = option(1e-4, gt=0)
 
 
 class EncoderTrainer(PlayerTrainer):
@@ -53,7 +49,7 @@ class EncoderTrainer(PlayerTrainer):
                 "generator": (gan.generator, None), "critic": (gan.critic, None)}
         self.encoder = nets["encoder"][0]
         fixed = {n: (gan_state.params[n], gan_state.stats[n]) for n in ("generator", "critic")}
-        player = Player("encoder", ("encoder",), self._loss, optax.adam(config.learning_rate, b1=0.0, b2=0.9))
+        player = Player("encoder", ("encoder",), self._loss, optim.adam(config.learning_rate, b1=0.0, b2=0.9))
         super().__init__(nets, [player], image_shape=gan.image_shape, value_range=gan.value_range, fixed=fixed,
                          parallel=gan.parallel if parallel is None else parallel)
 

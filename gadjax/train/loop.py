@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import pathlib
+import sys
 import time
 from typing import Callable
 
@@ -36,6 +37,7 @@ class RunConfig:
     checkpoint_every: int = 500
     keep_checkpoints: int = 3
     progress: bool = True
+    label: str = ""  # the phase, shown on the progress bar ("gan", "encoder", "model")
 
     def __post_init__(self):
         for name in ("steps", "batch_size", "log_every", "sample_every", "checkpoint_every", "keep_checkpoints"):
@@ -84,11 +86,14 @@ def train_loop(trainer, x_train: np.ndarray, run: RunConfig,
     if ckpt is not None and ckpt.latest_step() is not None:
         state, _ = ckpt.restore(jax.eval_shape(trainer.init, key))
         log.truncate_after(int(state.step))
+        if run.progress and jax.process_index() == 0:
+            print(f"{run.label or 'train'}: resuming from step {int(state.step)} ({ckpt.directory})",
+                  file=sys.stderr)
     if state is None:
         state = trainer.init(key)
     start = int(state.step)
 
-    progress = Progress(run.steps, start, enabled=run.progress)
+    progress = Progress(run.steps, start, enabled=run.progress, label=run.label)
     metrics, t_last, step_last = None, time.perf_counter(), start
     for step in range(start, run.steps):
         batch = x_train[sampler.batches(step, trainer.batches_per_step)]

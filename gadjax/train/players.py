@@ -105,7 +105,6 @@ class PlayerTrainer:
             self.fixed = jax.device_put(self.fixed, self.parallel.replicated)
         self.unroll = default_unroll() if unroll is None else unroll
         self.batches_per_step = max(p.repeats for p in self.players)
-        self.trace_count = 0  # incremented each time the step is traced: tests check it stays 1
         self.init = jit_init(self._init, self.parallel)
         self.step = jit_step(self._step, self.parallel)
 
@@ -137,7 +136,6 @@ class PlayerTrainer:
 
     def _step(self, state: TrainState, batches: jax.Array):
         """batches (batches_per_step, B, ...) -> (new state, {metric: scalar, 'finite': bool})."""
-        self.trace_count += 1
         if batches.ndim < 2 or batches.shape[0] != self.batches_per_step:
             raise ValueError(f"step expects batches of shape (batches_per_step={self.batches_per_step}, B, ...), "
                              f"got {batches.shape}")
