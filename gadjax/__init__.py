@@ -12,8 +12,12 @@ Pure functions (``search_latent``, ``fanogan_scores`` and every detector's
 ``<name>_scores(nets, x, config)``, ``gradient_penalty``, the scores in
 ``gadjax.scores``) take networks as callables and compose with jit/vmap/grad.
 """
-from gadjax import data, losses, metrics, optim, scores, timeseries
-from gadjax.losses import GAN_LOSSES, gradient_penalty
+from gadjax.cache import enable_compilation_cache
+
+enable_compilation_cache()  # compiled programs are reused across processes (GADJAX_COMPILATION_CACHE=0: off)
+
+from gadjax import data, losses, metrics, optim, scores, timeseries  # noqa: E402
+from gadjax.losses import GAN_LOSSES, gradient_penalty  # noqa: E402
 from gadjax.models import (ALAD, DEDGAN, DETECTORS, EGBAD, MADGAN, ALADConfig, AnoGAN, AnoGANConfig, AnoGANResult,
                            CBiGAN, CBiGANConfig, ConfigError, DEDGANConfig, Detector, DetectorConfig, EGBADConfig,
                            EnsembleConfig, FAnoGAN, FAnoGANConfig, GANDetector, GANEnsemble, GANomaly,

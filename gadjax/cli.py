@@ -111,6 +111,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--no-progress", action="store_true")
     for p in sub.choices.values():
         p.add_argument("--debug", action="store_true", help="show the traceback of an error")
+        p.add_argument("--no-compile-cache", action="store_true",
+                       help="do not reuse compiled programs from the persistent cache (~/.cache/gadjax/jax, "
+                            "or $GADJAX_CACHE_DIR)")
     return parser
 
 
@@ -225,6 +228,9 @@ COMMANDS = {"train": cmd_train, "evaluate": cmd_evaluate, "score": cmd_score}
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if args.no_compile_cache:
+        from gadjax.cache import disable_compilation_cache
+        disable_compilation_cache()
     try:
         return COMMANDS[args.command](args)
     except USER_ERRORS as err:
