@@ -12,14 +12,12 @@ import optax
 import pytest
 from flax import nnx
 
-import gadjax
 from gadjax import data
 from gadjax.metrics import roc_auc, threshold_from_normal
 from gadjax.models.alad import (NAME, SCORES, ALAD, ALADConfig, ALADTrainer, alad_score, alad_scores,
                                 discriminator_loss, generator_encoder_loss)
 from gadjax.nets import NetSpec, bind
 from gadjax.nets.alad import DiscriminatorXX, build_discriminators
-from gadjax.optim import learning_rates
 from gadjax.train.ema import ema_params, track_ema
 from helpers import squares as _squares
 from helpers import trace_once
@@ -163,22 +161,6 @@ def test_detector_fits_scores_and_maps(fitted):
     out = alad_scores(bound, jnp.asarray(data.to_float(x[:8], "tanh")), det.config)
     np.testing.assert_allclose(out["score"], scores[:8], rtol=1e-5)
     assert out["z"].shape == (8, SPEC.z_dim)
-
-
-def test_save_load_gives_identical_scores(fitted, tmp_path):
-    det, x = fitted
-    loaded = gadjax.load(det.save(tmp_path / "alad"))
-    assert type(loaded) is ALAD and loaded.config == det.config and loaded.threshold_ == det.threshold_
-    np.testing.assert_array_equal(loaded.score_samples(x), det.score_samples(x))
-
-
-def test_learning_rate_reaches_both_players(fitted):
-    """``--lr``: with_learning_rate sets the Adam of both players (read back from the
-    fitted state; ``fitted`` uses it, so no second compile)."""
-    det, _ = fitted
-    rates = learning_rates(det.state.opt)
-    assert set(rates) == {"discriminators", "generator_encoder"}
-    assert all(np.float32(r) == np.float32(3e-4) for r in rates.values()), rates
 
 
 def test_ema_tracks_the_iterates_with_a_warm_up(fitted):

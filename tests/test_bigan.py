@@ -8,7 +8,6 @@ import numpy as np
 import optax
 import pytest
 
-import gadjax
 from gadjax import data
 from gadjax.losses import bce_critic_loss
 from gadjax.metrics import roc_auc
@@ -16,7 +15,6 @@ from gadjax.models.bigan import (EGBAD_NETS, NAME, EGBAD, EGBADConfig, discrimin
                                  egbad_scores, generator_encoder_loss)
 from gadjax.nets import bind
 from gadjax.nets.bigan import DISCRIMINATORS, joint_discriminator
-from gadjax.optim import learning_rates
 from gadjax.scores import l1_residual
 from gadjax.train.ema import ema_params
 from helpers import squares, trace_once
@@ -151,22 +149,6 @@ def test_detector_fits_scores_and_maps_with_both_methods(fitted):
             det.config.replace(alpha=2.0)
     finally:
         det.config = config
-
-
-def test_save_load_gives_identical_scores(fitted, tmp_path):
-    det, x = fitted
-    loaded = gadjax.load(det.save(tmp_path / "egbad"))
-    assert type(loaded) is EGBAD and loaded.config == det.config and loaded.threshold_ == det.threshold_
-    np.testing.assert_array_equal(loaded.score_samples(x), det.score_samples(x))
-
-
-def test_learning_rate_reaches_both_players(fitted):
-    """``--lr``: with_learning_rate sets the one Adam both players use (read back from
-    the fitted state; ``fitted`` uses it, so no second compile)."""
-    det, _ = fitted
-    rates = learning_rates(det.state.opt)
-    assert set(rates) == {"discriminator", "generator_encoder"}
-    assert all(np.float32(r) == np.float32(3e-4) for r in rates.values()), rates
 
 
 def test_thesis_nets_build_and_step():

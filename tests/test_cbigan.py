@@ -7,13 +7,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import gadjax
 from gadjax import data
 from gadjax.metrics import roc_auc
 from gadjax.models.bigan import EGBAD, BiGANTrainer, EGBADConfig, egbad_scores
 from gadjax.models.cbigan import NAME, CBiGAN, CBiGANConfig, CBiGANTrainer, consistency_losses
 from gadjax.nets import NetSpec
-from gadjax.optim import learning_rates
 from helpers import squares, trace_once
 
 SPEC = NetSpec("dcgan", (16, 16, 1), z_dim=8, width=4)
@@ -101,22 +99,6 @@ def test_detector_fits_scores_and_maps(pair):
     assert CBiGAN.score_fn is egbad_scores
     np.testing.assert_allclose(egbad_scores(det.scoring_nets(), jnp.asarray(data.to_float(x[:8], "tanh")),
                                             det.config)["score"], scores[:8], rtol=1e-5)
-
-
-def test_save_load_gives_identical_scores(pair, tmp_path):
-    _, det, x = pair
-    loaded = gadjax.load(det.save(tmp_path / "cbigan"))
-    assert type(loaded) is CBiGAN and loaded.config == det.config
-    np.testing.assert_array_equal(loaded.score_samples(x), det.score_samples(x))
-
-
-def test_learning_rate_reaches_both_players():
-    """``--lr``: with_learning_rate sets the one Adam both players use."""
-    config = CBiGANConfig(**TINY, steps=1, batch_size=8).with_learning_rate(3e-4)
-    det = CBiGAN(config, progress=False).fit(squares(8))
-    rates = learning_rates(det.state.opt)
-    assert set(rates) == {"discriminator", "generator_encoder"}
-    assert all(np.float32(r) == np.float32(3e-4) for r in rates.values()), rates
 
 
 @pytest.mark.parametrize("kwargs, match", [(dict(image_consistency=-1.0), "image_consistency"),

@@ -9,13 +9,11 @@ import numpy as np
 import pytest
 from flax import nnx
 
-import gadjax
 from gadjax import data
 from gadjax.metrics import roc_auc, threshold_from_normal
 from gadjax.models import ConfigError
 from gadjax.models.dedgan import NAME, DEDGAN, DEDGANConfig, DEDGANTrainer, dedgan_scores, latent_distance
 from gadjax.nets import NetSpec
-from gadjax.optim import learning_rates
 from helpers import squares as _squares
 from helpers import trace_once
 
@@ -104,19 +102,6 @@ def test_non_dcgan_nets_are_refused():
         DEDGAN(net="thesis")
     with pytest.raises(ValueError, match="images"):
         DEDGAN(**SMALL, progress=False).fit(np.zeros((16, 8), np.float32))  # rows: no DCGAN nets for them
-
-
-def test_lr_reaches_both_optimisers(fitted):
-    det, _ = fitted  # fitted with with_learning_rate(3e-4), what gadjax train --lr does
-    rates = {p: np.float32(r) for p, r in learning_rates(det.state.opt).items()}
-    assert rates == {p: np.float32(3e-4) for p in ("generator", "discriminator")}
-
-
-def test_save_load_round_trip(fitted, tmp_path):
-    det, x = fitted
-    loaded = gadjax.load(det.save(tmp_path / "det"))
-    assert type(loaded) is DEDGAN and loaded.config == det.config and loaded.threshold_ == det.threshold_
-    np.testing.assert_array_equal(loaded.score_samples(x), det.score_samples(x))
 
 
 def test_score_is_the_latent_distance_recomputed_by_hand(fitted):

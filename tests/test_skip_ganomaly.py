@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from flax import nnx
 
-import gadjax
 from gadjax import data
 from gadjax.metrics import roc_auc, threshold_from_normal
 from gadjax.models import ConfigError, ganomaly
@@ -18,7 +17,6 @@ from gadjax.models.skip_ganomaly import (NAME, SkipGANomaly, SkipGANomalyConfig,
 from gadjax.nets import NetSpec
 from gadjax.nets.ganomaly import pure_net
 from gadjax.nets.unet import UNetGenerator, unet_widths
-from gadjax.optim import learning_rates
 from helpers import squares as _squares
 from helpers import trace_once
 
@@ -149,19 +147,6 @@ def test_bad_settings_raise_at_construction(kwargs, field):
     with pytest.raises(ConfigError, match=field) as err:
         SkipGANomaly(**kwargs)
     assert err.value.field == field
-
-
-def test_lr_reaches_both_optimisers(fitted):
-    det, _ = fitted  # fitted with with_learning_rate(3e-4), what gadjax train --lr does
-    rates = {p: np.float32(r) for p, r in learning_rates(det.state.opt).items()}
-    assert rates == {p: np.float32(3e-4) for p in ("generator", "discriminator")}
-
-
-def test_save_load_round_trip(fitted, tmp_path):
-    det, x = fitted
-    loaded = gadjax.load(det.save(tmp_path / "det"))
-    assert type(loaded) is SkipGANomaly and loaded.config == det.config and loaded.threshold_ == det.threshold_
-    np.testing.assert_array_equal(loaded.score_samples(x), det.score_samples(x))
 
 
 def test_depth_that_does_not_divide_the_image_raises_at_build():

@@ -19,7 +19,6 @@ function runs inside a user's own ``jit`` / ``vmap``.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import pathlib
 from functools import partial
 from typing import Callable, ClassVar

@@ -30,7 +30,7 @@ from gadjax.losses import bce_critic_loss
 from gadjax import optim
 from gadjax.models.base import PlayerDetector
 from gadjax.models.config import DetectorConfig, option
-from gadjax.nets import NetSpec, PureNet
+from gadjax.nets import NetSpec
 from gadjax.nets.ganomaly import INITS, ganomaly_nets
 from gadjax.nets.dcgan import NORMS
 from gadjax.train import Player, PlayerTrainer, TrainState
