@@ -51,7 +51,8 @@ def test_train_evaluate_score_on_shipped_mnist(shared_data, tmp_path, capsys):
     assert json.loads((out / "config.json").read_text()) == saved
 
 
-def test_score_on_a_finished_run_trains_nothing_and_searches_no_validation_data(shared_data, tmp_path, monkeypatch):
+def test_score_on_a_finished_run_trains_nothing_and_searches_no_validation_data(shared_data, tmp_path, monkeypatch,
+                                                                                capsys):
     """AnoGAN's threshold is saved: scoring 2 images runs the search on those 2 only."""
     out = tmp_path / "anogan"
     assert main(_train(shared_data, out, "--normal-class", "4", "--steps", "2", "--search-steps", "2",
@@ -63,9 +64,12 @@ def test_score_on_a_finished_run_trains_nothing_and_searches_no_validation_data(
     monkeypatch.setattr(anogan, "search_latent", lambda *a, **k: searched.append(len(a[2])) or search(*a, **k))
     monkeypatch.setattr(loop, "train_loop", lambda *a, **k: pytest.fail("scoring must not train"))
     np.save(tmp_path / "x.npy", np.zeros((2, 28, 28, 1), np.uint8))
+    capsys.readouterr()
     assert main(["score", "--run", str(out), "--images", str(tmp_path / "x.npy"), "--output",
-                 str(tmp_path / "s.npy"), "--no-progress"]) == 0
+                 str(tmp_path / "s.npy")]) == 0
     assert sum(searched) == 64  # one padded scoring batch holding the 2 images, no validation search
+    err = capsys.readouterr().err  # the AnoGAN search shows its progress in samples/s
+    assert "score [" in err and "samples/s" in err
 
 
 def test_unfinished_run_is_an_error_that_says_how_to_resume(shared_data, tmp_path, capsys):
