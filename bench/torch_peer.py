@@ -1,7 +1,7 @@
 r"""gadjax vs an independent PyTorch implementation of the same nets: WGAN-GP step and AnoGAN search.
 
-    OMP_WAIT_POLICY=PASSIVE python bench/torch_peer.py --width 16 --batch 64 --repeats 15 \
-        --anogan-steps 50 --anogan-repeats 10 --threads 2 1 --compile    # bench/results/torch_peer.md
+    OMP_WAIT_POLICY=PASSIVE python bench/torch_peer.py --width 16 --batch 64 --repeats 10 \
+        --anogan-steps 50 --anogan-repeats 6 --threads 2 --forms fast stock    # bench/README.md
 
 (OMP_WAIT_POLICY=PASSIVE: on an oversubscribed CPU torch's spinning OpenMP workers made a
 2-thread WGAN-GP step take ~16 s instead of ~0.35 s; it does not affect XLA.)
@@ -28,6 +28,9 @@ Then the first call of each (compile for gadjax) is timed on its own, and ``--re
 calls are interleaved gadjax, torch, gadjax, torch, ... so background load hits both.
 torch runs at each ``--threads`` count (``torch.set_num_threads``; default: the usable
 cores, then 1); gadjax uses XLA's default CPU thread pool (set ``XLA_FLAGS`` to change it).
+``--forms`` times gadjax with each conv form of ``gadjax/nets/conv.py`` (``fast``: im2col /
+sub-pixel, the CPU default; ``stock``: Flax's ``lax`` convs); the first form runs the
+checks and is the baseline of the ratio columns; ``--width`` sets ngf = ndf (16, 64, ...).
 ``--compile`` also times ``torch.compile``-d nets for the AnoGAN search only: the WGAN-GP
 step needs a double backward, which torch.compile (aot_autograd) does not support
 ("torch.compile with aot_autograd does not currently support double backward", torch 2.13).
@@ -50,6 +53,7 @@ from harness import interleaved_medians, machine_info, timed  # noqa: E402
 
 from gadjax.models.anogan_search import DEFAULT_LEARNING_RATE, default_loop, search_latent  # noqa: E402
 from gadjax.nets import NetSpec, bind, count_params, features_of  # noqa: E402
+from gadjax.nets.conv import conv_form  # noqa: E402
 from gadjax.train.gan import GANConfig, GANTrainer  # noqa: E402
 
 
@@ -184,6 +188,8 @@ def main():
     ap.add_argument("--threads", type=int, nargs="+", default=[len(os.sched_getaffinity(0)), 1],
                     help="torch.set_num_threads values to time (first: used for the checks)")
     ap.add_argument("--compile", action="store_true", help="also time torch.compile-d nets (AnoGAN search)")
+    ap.add_argument("--forms", nargs="+", default=["fast", "stock"], choices=["fast", "stock"],
+                    help="gadjax conv forms to time (gadjax/nets/conv.py; first: the checks and the ratios' baseline)")
     args = ap.parse_args()
     threads = list(dict.fromkeys(args.threads))
     torch.set_num_threads(threads[0])
@@ -195,8 +201,13 @@ def main():
           f"CPU {next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), '?')}")
 
     B, nc, zd = args.batch, args.n_critic, args.z_dim
-    trainer = GANTrainer(GANConfig(nets=NetSpec("thesis", (28, 28, 1), z_dim=zd, width=args.width),
-                                   loss="wgan-gp", n_critic=nc))
+    forms = list(dict.fromkeys(args.forms))
+    trainers = {}
+    for form in forms:  # the conv form is fixed when the nets are built
+        with conv_form(form):
+            trainers[form] = GANTrainer(GANConfig(nets=NetSpec("thesis", (28, 28, 1), z_dim=zd, width=args.width),
+                                                  loss="wgan-gp", n_critic=nc))
+    trainer = trainers[forms[0]]
     obj = trainer.objective
     state = trainer.init(jax.random.PRNGKey(0))
     G, D = Generator(zd, args.width), Critic(args.width)
@@ -231,8 +242,9 @@ def main():
     # ---- correctness: one AnoGAN search from the same z0 (steps = K)
     frozen = jax.tree.map(jnp.copy, (state.params, state.stats))  # trainer.step donates the state's buffers
     # search_latent takes bound callables: generator z -> x and critic features x -> f.
-    nets = (bind(trainer.generator, frozen[0]["generator"], frozen[1]["generator"]),
-            features_of(bind(trainer.critic, frozen[0]["critic"], frozen[1]["critic"])))
+    nets_of = {f: (bind(t.generator, frozen[0]["generator"], frozen[1]["generator"]),
+                   features_of(bind(t.critic, frozen[0]["critic"], frozen[1]["critic"]))) for f, t in trainers.items()}
+    nets = nets_of[forms[0]]
     x, x_t = jnp.asarray(real[0]), batches_t[0]
     G.requires_grad_(False), D.requires_grad_(False)
     # both frameworks search with the same (one-step-trained) nets
@@ -246,12 +258,19 @@ def main():
           f"max rel. difference {np.max(np.abs(s_j - s_t.numpy()) / np.abs(s_j)):.1e}")
 
     # ---- timing, interleaved; the WGAN-GP step keeps training G2/D2 (= gadjax's state after one step)
-    holder = {"state": state}
+    holder = {forms[0]: state, **{f: trainers[f].init(jax.random.PRNGKey(0)) for f in forms[1:]}}
     opt_g2, opt_d2 = adam(G2), adam(D2)
 
-    def jax_step():
-        holder["state"], m = trainer.step(holder["state"], batches)
-        return jax.block_until_ready(m)
+    def jax_step(form):
+        def run():
+            holder[form], m = trainers[form].step(holder[form], batches)
+            return jax.block_until_ready(m)
+        return run
+
+    def jax_search(form):
+        return lambda: jax.block_until_ready(search_latent(*nets_of[form], x, skey, steps=K).score)
+
+    gj = {f: f"gadjax {f} convs" for f in forms}
 
     def threaded(n, fn):
         return lambda: (torch.set_num_threads(n), fn())[1]
@@ -259,12 +278,13 @@ def main():
     wgan, ano = "WGAN-GP step", f"AnoGAN search K={K}"
     eager_step = lambda: torch_step(G2, D2, opt_g2, opt_d2, batches_t, obj.gp_weight)  # noqa: E731
     eager_search = lambda: torch_search(G, D.features, x_t, z0, K)  # noqa: E731
-    cases = {wgan: [("gadjax", jax_step)] + [(f"torch eager, {n} thr", threaded(n, eager_step)) for n in threads],
-             ano: [("gadjax", lambda: jax.block_until_ready(search_latent(*nets, x, skey, steps=K).score))]
+    cases = {wgan: [(gj[f], jax_step(f)) for f in forms]
+             + [(f"torch eager, {n} thr", threaded(n, eager_step)) for n in threads],
+             ano: [(gj[f], jax_search(f)) for f in forms]
              + [(f"torch eager, {n} thr", threaded(n, eager_search)) for n in threads]}
     # first call = compile + run for gadjax; for torch the first call in this process at that thread count
-    first = {(wgan, "gadjax"): t_first_j, (wgan, cases[wgan][1][0]): t_first_t,
-             (ano, "gadjax"): t_afirst_j, (ano, cases[ano][1][0]): t_afirst_t}
+    first = {(wgan, gj[forms[0]]): t_first_j, (wgan, cases[wgan][len(forms)][0]): t_first_t,
+             (ano, gj[forms[0]]): t_afirst_j, (ano, cases[ano][len(forms)][0]): t_afirst_t}
     if args.compile:
         Gc, Fc = torch.compile(G), torch.compile(D.features)
         torch.set_num_threads(threads[0])
@@ -274,13 +294,13 @@ def main():
         cases[ano] += [(f"torch.compile, {n} thr", threaded(n, lambda: torch_search(Gc, Fc, x_t, z0, K)))
                        for n in threads]
     timings = interleaved_medians(cases, first, {wgan: args.repeats, ano: args.anogan_repeats or args.repeats},
-                                  ms_digits=0)
+                                  baseline=gj[forms[0]], ms_digits=0)
     rows = [(case, name, *t[:7]) for case, res in timings.items() for name, t in res.items()]
     print(f"\nthesis nets width {args.width}, z_dim {zd}, 28x28x1, batch {B}, float32; WGAN-GP n_critic {nc}; "
           f"AnoGAN lam 0.1, lr {DEFAULT_LEARNING_RATE}; interleaved repeats; load avg "
           f"{'%.2f %.2f %.2f' % os.getloadavg()}\n")
-    print("| case | framework | first call s | repeats | median ms (IQR) | torch / gadjax (medians) "
-          "| torch / gadjax (median of paired) |")
+    print(f"| case | framework | first call s | repeats | median ms (IQR) | time / {gj[forms[0]]} (medians) "
+          f"| time / {gj[forms[0]]} (median of paired) |")
     print("|---|---|---|---|---|---|---|")
     for case, name, f, med, q1, q3, ratio, paired, n in rows:
         print(f"| {case} | {name} | {f:.2f} | {n} | {1e3 * med:.1f} ({1e3 * q1:.1f}-{1e3 * q3:.1f}) | {ratio:.2f} "

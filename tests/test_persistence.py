@@ -34,6 +34,13 @@ def test_a_loaded_detector_scores_bit_identically_in_a_new_process(fitted, tmp_p
     assert meta["gadjax_version"] == gadjax.__version__ and meta["config"]["width"] == 4
 
 
+def test_load_takes_a_relative_path(fitted, tmp_path, monkeypatch):
+    det, x = fitted
+    det.save(tmp_path / "det")
+    monkeypatch.chdir(tmp_path)
+    np.testing.assert_array_equal(gadjax.load("det").score_samples(x[:4]), det.score_samples(x[:4]))
+
+
 def test_save_refuses_to_overwrite_unless_asked_and_replaces_atomically(fitted, tmp_path):
     det, x = fitted
     det.save(tmp_path / "det")

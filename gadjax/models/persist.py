@@ -77,7 +77,7 @@ def find(path) -> pathlib.Path:
 def load(path, parallel=False):
     """The fitted detector saved at ``path`` (a saved detector or a run directory)."""
     from gadjax.models import DETECTORS
-    root = find(path)
+    root = find(path).absolute()  # orbax restores from absolute paths only
     meta = json.loads((root / META).read_text())
     if meta.get("format") != FORMAT:
         raise ValueError(f"{root} has saved-detector format {meta.get('format')}; this gadjax reads {FORMAT}")

@@ -4,6 +4,9 @@ The spatial plan: an image of side ``S`` is reached from a ``base = S / 2**n`` g
 ``n`` stride-2 (de)convolutions, with ``n >= 2`` as large as possible while
 ``base >= 4`` and ``2**n`` divides both sides.  28x28 -> base 7 (n=2), 32x32 -> 4 (n=3),
 64x64 -> 4 (n=4).  Sides that are not a multiple of 4 raise a ``ValueError``.
+
+The (transposed) convs are ``gadjax.nets.conv``'s: Flax's parameters and function, computed
+as im2col / sub-pixel matmuls on CPU (``GADJAX_CONV_FORM=stock`` for Flax's ``lax`` convs).
 """
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 from flax import nnx
+
+from gadjax.nets.conv import Conv, ConvTranspose
 
 NORMS = ("batch", "layer", "none")
 
@@ -64,10 +69,10 @@ class Generator(nnx.Module):
         self.base_features = widths[0]
         self.project = nnx.Linear(z_dim, self.base_h * self.base_w * widths[0], rngs=rngs)
         self.project_norm = _norm(norm, widths[0], rngs)
-        self.ups = nnx.List([nnx.ConvTranspose(w_in, w_out, (4, 4), strides=(2, 2), padding="SAME", rngs=rngs)
+        self.ups = nnx.List([ConvTranspose(w_in, w_out, (4, 4), strides=(2, 2), padding="SAME", rngs=rngs)
                             for w_in, w_out in zip(widths[:-1], widths[1:])])
         self.up_norms = nnx.List([_norm(norm, w, rngs) for w in widths[1:]])
-        self.to_image = nnx.ConvTranspose(widths[-1], channels, (4, 4), strides=(2, 2), padding="SAME", rngs=rngs)
+        self.to_image = ConvTranspose(widths[-1], channels, (4, 4), strides=(2, 2), padding="SAME", rngs=rngs)
 
     def __call__(self, z: jax.Array, *, train: bool = False) -> jax.Array:
         if z.ndim != 2 or z.shape[-1] != self.z_dim:
@@ -94,7 +99,7 @@ class ConvTrunk(nnx.Module):
         self.out_features = trunk_features(image_shape, ndf, n)
         widths = [ndf * 2 ** i for i in range(n)]
         ins = [channels] + widths[:-1]
-        self.convs = nnx.List([nnx.Conv(a, b, (kernel, kernel), strides=(2, 2), padding="SAME", rngs=rngs)
+        self.convs = nnx.List([Conv(a, b, (kernel, kernel), strides=(2, 2), padding="SAME", rngs=rngs)
                               for a, b in zip(ins, widths)])
         self.norms = nnx.List([None] + [_norm(norm, w, rngs) for w in widths[1:]])
 

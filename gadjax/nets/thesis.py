@@ -10,6 +10,7 @@ from __future__ import annotations
 import jax
 from flax import nnx
 
+from gadjax.nets.conv import ConvTranspose
 from gadjax.nets.dcgan import Critic, Encoder
 
 THESIS_SHAPE = (28, 28, 1)
@@ -28,9 +29,9 @@ class ThesisGenerator(nnx.Module):
         _check_shape(image_shape)
         self.z_dim, self.ngf = z_dim, ngf
         self.project = nnx.Linear(z_dim, 4 * 4 * 4 * ngf, rngs=rngs)
-        self.up1 = nnx.ConvTranspose(4 * ngf, 2 * ngf, (5, 5), strides=(2, 2), padding="SAME", rngs=rngs)
-        self.up2 = nnx.ConvTranspose(2 * ngf, ngf, (5, 5), strides=(2, 2), padding="SAME", rngs=rngs)
-        self.up3 = nnx.ConvTranspose(ngf, image_shape[2], (5, 5), strides=(2, 2), padding="SAME", rngs=rngs)
+        self.up1 = ConvTranspose(4 * ngf, 2 * ngf, (5, 5), strides=(2, 2), padding="SAME", rngs=rngs)
+        self.up2 = ConvTranspose(2 * ngf, ngf, (5, 5), strides=(2, 2), padding="SAME", rngs=rngs)
+        self.up3 = ConvTranspose(ngf, image_shape[2], (5, 5), strides=(2, 2), padding="SAME", rngs=rngs)
 
     def __call__(self, z: jax.Array, *, train: bool = False) -> jax.Array:
         del train  # no BatchNorm: the WGAN-GP thesis generator has none

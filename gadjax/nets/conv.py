@@ -1,0 +1,207 @@
+"""Convolution layers with a CPU-friendly form: drop-in ``nnx.Conv`` / ``nnx.ConvTranspose``.
+
+``Conv`` and ``ConvTranspose`` subclass Flax's layers: same constructor, same parameters
+(``kernel`` (kh, kw, in, out) and ``bias`` (out,)), same function.  Only how the function
+is computed differs, chosen once when the layer is built (``form``):
+
+``"stock"``
+    Flax's own ``lax.conv_general_dilated`` / ``lax.conv_transpose``.
+``"fast"``
+    ``Conv``: im2col -- the kh*kw strided slices of the padded input, concatenated on the
+    channel axis, and one matrix multiply with ``kernel.reshape(kh*kw*in, out)``.
+    ``ConvTranspose``: sub-pixel -- a stride-s transposed conv is s*s stride-1 convs of the
+    undilated input, one per output phase; their kernels are gathered from ``kernel`` into
+    one (D, D, in, s*s*out) kernel, applied as an im2col stride-1 conv, then depth-to-space.
+
+Why: under autodiff (and the WGAN-GP gradient penalty's double backward) XLA:CPU turns the
+stock forms' gradients into convolutions with window (rhs) dilation or input dilation and,
+where a 5x5 kernel is larger than a 4x4 / 7x7 input, into reversed dilated convs -- 76 % of
+the thesis WGAN-GP step's op time at width 16.  The fast forms differentiate into matmuls,
+slices, pads and gathers only (bench/README.md has the timings).  Layers or calls the fast
+forms do not cover (masks, dilation, groups, 'CIRCULAR' padding, sharding arguments, ...)
+fall back to the stock form.
+
+The default is ``"fast"`` on CPU (where it was measured faster) and ``"stock"`` elsewhere
+(cuDNN convs are fast and their gradients are not rewritten this way).  Override, in this
+order of precedence: the ``form=`` argument, the :func:`conv_form` context manager, the
+``GADJAX_CONV_FORM`` environment variable (``stock`` / ``fast`` / ``auto``).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from jax import lax
+
+FORMS = ("stock", "fast")
+ENV_VAR = "GADJAX_CONV_FORM"
+_override: list[str] = []
+
+
+def default_form() -> str:
+    """``"fast"`` on the CPU backend, ``"stock"`` on accelerators."""
+    return "fast" if jax.default_backend() == "cpu" else "stock"
+
+
+def resolve_form(form: str | None = None) -> str:
+    """The form a layer built now gets: argument > :func:`conv_form` > ``$GADJAX_CONV_FORM`` > backend."""
+    chosen = form or (_override[-1] if _override else None) or os.environ.get(ENV_VAR) or "auto"
+    if chosen == "auto":
+        return default_form()
+    if chosen not in FORMS:
+        raise ValueError(f"unknown conv form {chosen!r}; choose one of {FORMS} or 'auto'")
+    return chosen
+
+
+@contextlib.contextmanager
+def conv_form(form: str):
+    """Build every ``Conv`` / ``ConvTranspose`` inside the block (and so every net, trainer,
+    ...) with ``form``; the form is fixed at construction, so jitted functions of nets built
+    here keep it after the block."""
+    resolve_form(form)  # validate
+    _override.append(form)
+    try:
+        yield
+    finally:
+        _override.pop()
+
+
+def _pairs(value, n: int) -> tuple[int, ...]:
+    if value is None:
+        return (1,) * n
+    return (value,) * n if isinstance(value, int) else tuple(value)
+
+
+def _explicit_pads(padding, n: int) -> tuple[tuple[int, int], ...] | str | None:
+    """'SAME' / 'VALID' stay strings; explicit ((lo, hi), ...) or int paddings become tuples;
+    anything else (CIRCULAR, CAUSAL, REFLECT) -> None (not covered)."""
+    if isinstance(padding, str):
+        return padding.upper() if padding.upper() in ("SAME", "VALID") else None
+    if isinstance(padding, int):
+        return ((padding, padding),) * n
+    try:
+        pads = tuple((p, p) if isinstance(p, int) else tuple(p) for p in padding)
+    except TypeError:
+        return None
+    return pads if len(pads) == n and all(len(p) == 2 for p in pads) else None
+
+
+def im2col_conv(x: jax.Array, kernel: jax.Array, strides=(1, 1), pads=((0, 0), (0, 0)), precision=None):
+    """NHWC ``x`` correlated with an HWIO ``kernel`` (= ``lax.conv_general_dilated`` with explicit
+    ``pads``) as one matmul of the (B, OH, OW, kh*kw*in) patches with ``kernel.reshape(-1, out)``."""
+    kh, kw, cin, cout = kernel.shape
+    sh, sw = strides
+    x = lax.pad(x, jnp.zeros((), x.dtype), ((0, 0, 0), (*pads[0], 0), (*pads[1], 0), (0, 0, 0)))
+    b, h, w, _ = x.shape
+    oh, ow = (h - kh) // sh + 1, (w - kw) // sw + 1
+    if kh == kw == 1 and sh == sw == 1:
+        patches = x
+    else:
+        cols = [lax.slice(x, (0, i, j, 0), (b, i + sh * (oh - 1) + 1, j + sw * (ow - 1) + 1, cin), (1, sh, sw, 1))
+                for i in range(kh) for j in range(kw)]
+        patches = jnp.concatenate(cols, axis=-1)                      # (B, OH, OW, kh*kw*cin), (i, j, c) order
+    return lax.dot_general(patches, kernel.reshape(kh * kw * cin, cout), (((3,), (0,)), ((), ())),
+                           precision=precision)
+
+
+def _transpose_pads(k: int, s: int, padding: str) -> tuple[int, int]:
+    """The padding of the dilated input that ``lax.conv_transpose`` uses (its ``_conv_transpose_padding``)."""
+    if padding == "SAME":
+        pad_len = k + s - 2
+        pad_a = k - 1 if s > k - 1 else int(np.ceil(pad_len / 2))
+    else:  # VALID
+        pad_len = k + s - 2 + max(k - s, 0)
+        pad_a = k - 1
+    return pad_a, pad_len - pad_a
+
+
+def _phase_taps(n: int, k: int, s: int, pad: tuple[int, int]):
+    """One spatial axis of a stride-s transposed conv in sub-pixel form.
+
+    The transposed conv correlates the s-dilated, ``pad``-padded input with the kernel:
+    ``y[s*i + a] = sum_d x[i + d] * w[s*d + pad_lo - a]``.  Returns ``taps`` (D, s): the kernel
+    index for offset ``dmin + r`` and phase ``a`` (``k`` = a zero tap), the input padding
+    (lo, hi; may be negative) that makes a VALID stride-1 conv give ``n_i`` rows, ``n_i``,
+    and the output length."""
+    lo, hi = pad
+    out = (n - 1) * s + 1 + lo + hi - k + 1
+    n_i = -(-out // s)
+    ds = [(a, d) for a in range(s) for d in range(-(-(a - lo) // s), (k - 1 + a - lo) // s + 1)]
+    dmin, dmax = min(d for _, d in ds), max(d for _, d in ds)
+    taps = np.full((dmax - dmin + 1, s), k, np.int32)
+    for a, d in ds:
+        taps[d - dmin, a] = s * d + lo - a
+    return taps, (-dmin, n_i - 1 + dmax - (n - 1)), n_i, out
+
+
+def subpixel_conv_transpose(x: jax.Array, kernel: jax.Array, strides, padding, precision=None):
+    """= ``lax.conv_transpose(x, kernel, strides, padding)`` (NHWC, HWIO, ``transpose_kernel=False``)
+    as one stride-1 conv with s_h*s_w*out channels, then depth-to-space."""
+    kh, kw, cin, cout = kernel.shape
+    (sh, sw), (_, h, w, _) = strides, x.shape
+    if isinstance(padding, str):
+        pads = (_transpose_pads(kh, sh, padding), _transpose_pads(kw, sw, padding))
+    else:
+        pads = padding
+    taps_h, pad_h, n_h, out_h = _phase_taps(h, kh, sh, pads[0])
+    taps_w, pad_w, n_w, out_w = _phase_taps(w, kw, sw, pads[1])
+    padded = jnp.pad(kernel, ((0, 1), (0, 1), (0, 0), (0, 0)))           # index k = a zero tap
+    sub = padded[taps_h[:, None, :, None], taps_w[None, :, None, :]]      # (Dh, Dw, sh, sw, in, out)
+    sub = sub.transpose(0, 1, 4, 2, 3, 5).reshape(taps_h.shape[0], taps_w.shape[0], cin, sh * sw * cout)
+    y = im2col_conv(x, sub, (1, 1), (pad_h, pad_w), precision)           # (B, n_h, n_w, sh*sw*out)
+    b = x.shape[0]
+    y = y.reshape(b, n_h, n_w, sh, sw, cout).transpose(0, 1, 3, 2, 4, 5).reshape(b, n_h * sh, n_w * sw, cout)
+    return y[:, :out_h, :out_w, :]
+
+
+class Conv(nnx.Conv):
+    """``nnx.Conv`` with an im2col form for 2-D convs (``form``: see the module docstring)."""
+
+    def __init__(self, *args, form: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.form = resolve_form(form)
+
+    def _covered(self, inputs, out_sharding) -> bool:
+        return (self.form == "fast" and inputs.ndim == 4 and len(self.kernel_size) == 2
+                and out_sharding is None and self.mask is None and self.feature_group_count == 1
+                and self.preferred_element_type is None and self.conv_general_dilated is lax.conv_general_dilated
+                and _pairs(self.input_dilation, 2) == (1, 1) and _pairs(self.kernel_dilation, 2) == (1, 1)
+                and _explicit_pads(self.padding, 2) is not None)
+
+    def __call__(self, inputs: jax.Array, out_sharding=None) -> jax.Array:
+        if not self._covered(inputs, out_sharding):
+            return super().__call__(inputs, out_sharding=out_sharding)
+        bias = self.bias[...] if self.bias is not None else None
+        inputs, kernel, bias = self.promote_dtype((inputs, self.kernel[...], bias), dtype=self.dtype)
+        strides = _pairs(self.strides, 2)
+        pads = _explicit_pads(self.padding, 2)
+        if isinstance(pads, str):
+            pads = tuple(lax.padtype_to_pads(inputs.shape[1:3], self.kernel_size, strides, pads))
+        y = im2col_conv(inputs, kernel, strides, pads, self.precision)
+        return y + bias if self.use_bias else y
+
+
+class ConvTranspose(nnx.ConvTranspose):
+    """``nnx.ConvTranspose`` with a sub-pixel form for 2-D transposed convs (``form``: see the module docstring)."""
+
+    def __init__(self, *args, form: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.form = resolve_form(form)
+
+    def _covered(self, inputs) -> bool:
+        return (self.form == "fast" and inputs.ndim == 4 and len(self.kernel_size) == 2 and self.mask is None
+                and not self.transpose_kernel and self.preferred_element_type is None
+                and _pairs(self.kernel_dilation, 2) == (1, 1) and _explicit_pads(self.padding, 2) is not None)
+
+    def __call__(self, inputs: jax.Array) -> jax.Array:
+        if not self._covered(inputs):
+            return super().__call__(inputs)
+        bias = self.bias[...] if self.bias is not None else None
+        inputs, kernel, bias = self.promote_dtype((inputs, self.kernel[...], bias), dtype=self.dtype)
+        y = subpixel_conv_transpose(inputs, kernel, _pairs(self.strides, 2), _explicit_pads(self.padding, 2),
+                                    self.precision)
+        return y + bias if self.use_bias else y
