@@ -6,6 +6,11 @@ import pathlib
 # Must be set before jax initialises its backends.
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 _flags = os.environ.get("XLA_FLAGS", "")
+# The CPU's default im2col / sub-pixel convs (gadjax/nets/conv.py) take about twice as long
+# to compile as Flax's stock convs; tests/test_conv_forms.py proves in float64 that both
+# compute the same function (layers and whole train steps) and tests the default form, so
+# every other test builds the nets in the quicker-to-compile stock form.
+os.environ.setdefault("GADJAX_CONV_FORM", "stock")
 if "xla_force_host_platform_device_count" not in _flags:
     os.environ["XLA_FLAGS"] = (_flags + " --xla_force_host_platform_device_count=8").strip()
 
