@@ -129,13 +129,6 @@ class Config:
                      if not f.metadata.get("score") and f.name not in CONTINUABLE)
 
 
-def field_doc(cls, name: str) -> str:
-    for f in dataclasses.fields(cls):
-        if f.name == name:
-            return f.metadata.get("doc", "")
-    return ""
-
-
 def json_ready(value: Any):
     """Tuples -> lists recursively, for json.dumps of configs."""
     if isinstance(value, dict):

@@ -26,7 +26,7 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar
 
-from gadjax.config import CONTINUABLE, Config, ConfigError, field_doc, json_ready, option  # noqa: F401
+from gadjax.config import CONTINUABLE, Config, ConfigError, json_ready, option  # noqa: F401
 from gadjax.nets import NETS
 
 
