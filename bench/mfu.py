@@ -92,15 +92,15 @@ def busy_cores(fn):
     return out, (time.process_time() - c0) / (time.perf_counter() - t0)
 
 
-def matmul_peak(n: int, repeats: int = 8) -> tuple[float, float, float]:
-    """(best, median FLOP/s, busy cores) of an (n x n) @ (n x n) float32 ``jnp.matmul``, default precision."""
+def matmul_peak(n: int, repeats: int = 8, dtype: str = "float32") -> tuple[float, float, float]:
+    """(best, median FLOP/s, busy cores) of an (n x n) @ (n x n) ``dtype`` ``jnp.matmul``, default precision."""
     import jax
     import jax.numpy as jnp
 
     from harness import time_fn
 
-    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), jnp.float32)
-    b = jax.random.normal(jax.random.PRNGKey(1), (n, n), jnp.float32)
+    a = jax.random.normal(jax.random.PRNGKey(0), (n, n), dtype)
+    b = jax.random.normal(jax.random.PRNGKey(1), (n, n), dtype)
     mm = jax.jit(jnp.matmul).lower(a, b).compile()
     flops = xla_flops(mm) or 2.0 * n ** 3
     times, busy = busy_cores(lambda: time_fn(lambda: mm(a, b), warmup=2, repeats=repeats))
@@ -126,50 +126,66 @@ def datasheet_peak(device_kind: str, precision: str) -> float | None:
 
 
 # ------------------------------------------------------------------ train-step configs
-def build_trainer(config: str, width: int, n_critic: int = 5, unroll=None, image_shape=(28, 28, 1)):
+def build_trainer(config: str, width: int, n_critic: int = 5, unroll=None, image_shape=(28, 28, 1),
+                  parallel=False):
     """A ``PlayerTrainer`` for ``config``: 'wgan-thesis' / 'wgan-dcgan' (WGAN-GP, as
     bench/train_step.py), 'ganomaly' or 'egbad' (the detectors' trainers, built from their
-    paper configs at ``width``: the nets the detectors would build for ``image_shape``)."""
+    paper configs at ``width``: the nets the detectors would build for ``image_shape``);
+    ``parallel=True`` shards the batch over all local devices."""
     from gadjax.models import EGBAD, BiGANTrainer, GANomaly, GANomalyTrainer
     from gadjax.nets import NetSpec
     from gadjax.train.gan import GANConfig, GANTrainer
 
     if config in ("wgan-thesis", "wgan-dcgan"):
         spec = NetSpec(config.split("-")[1], image_shape, z_dim=100, width=width)
-        return GANTrainer(GANConfig(nets=spec, loss="wgan-gp", n_critic=n_critic), unroll=unroll)
+        return GANTrainer(GANConfig(nets=spec, loss="wgan-gp", n_critic=n_critic), unroll=unroll, parallel=parallel)
     if config in ("ganomaly", "egbad"):
         detector, trainer = (GANomaly, GANomalyTrainer) if config == "ganomaly" else (EGBAD, BiGANTrainer)
         det = detector(width=width)
-        return trainer(det.net_spec(image_shape), det.config, unroll=unroll)
+        return trainer(det.net_spec(image_shape), det.config, unroll=unroll, parallel=parallel)
     raise ValueError(f"unknown config {config!r}; known: {CONFIGS}")
 
 
 CONFIGS = ("wgan-thesis", "wgan-dcgan", "ganomaly", "egbad")
 
 
-def _inputs(trainer, batch: int):
+def cast_floats(tree, dtype):
+    """``tree`` with every floating-point leaf cast to ``dtype`` (keys, counters untouched); one
+    jitted program rather than a compiled convert per leaf shape."""
+    import jax
+    import jax.numpy as jnp
+
+    return jax.jit(lambda t: jax.tree.map(
+        lambda a: a.astype(dtype) if jnp.issubdtype(a.dtype, jnp.floating) else a, t))(tree)
+
+
+def _inputs(trainer, batch: int, dtype=None):
+    """(initial state, device batches); ``dtype`` (e.g. 'bfloat16') casts the parameters,
+    statistics, optimiser state and data: the whole step then computes in that type."""
     import jax
     import numpy as np
 
     lo, hi = trainer.value_range or (-1.0, 1.0)
     shape = (trainer.batches_per_step, batch, *trainer.image_shape)
     real = np.random.default_rng(0).uniform(lo, hi, shape).astype(np.float32)
-    return jax.block_until_ready(trainer.init(jax.random.PRNGKey(0))), trainer.put_batches(real)
+    state, batches = jax.block_until_ready(trainer.init(jax.random.PRNGKey(0))), trainer.put_batches(real)
+    return (state, batches) if dtype is None else cast_floats((state, batches), dtype)
 
 
-def step_flops(trainer, batch: int) -> float | None:
+def step_flops(trainer, batch: int, dtype=None) -> float | None:
     """XLA FLOPs of one ``trainer.step`` (compiles it; use an unrolled trainer for loops)."""
-    state, batches = _inputs(trainer, batch)
+    state, batches = _inputs(trainer, batch, dtype)
     return xla_flops(trainer.step.lower(state, batches).compile())
 
 
-def time_step(trainer, batch: int, steps: int = 3, repeats: int = 5, warmup: int = 1):
-    """Compile ``trainer.step`` and time it -> dict(flops, compile_s, med, min, max, busy) (seconds/step)."""
+def time_step(trainer, batch: int, steps: int = 3, repeats: int = 5, warmup: int = 1, dtype=None):
+    """Compile ``trainer.step`` and time it -> dict(flops, compile_s, med, min, max, busy) (seconds/step);
+    ``dtype`` as ``_inputs``."""
     import jax
 
     from harness import summarize, time_fn
 
-    state, batches = _inputs(trainer, batch)
+    state, batches = _inputs(trainer, batch, dtype)
     t0 = time.perf_counter()
     compiled = trainer.step.lower(state, batches).compile()
     compile_s = time.perf_counter() - t0

@@ -126,17 +126,18 @@ def to_torch(g_params, d_params, G: Generator, D: Critic):
 
 
 def torch_step(G, D, opt_g, opt_d, batches, gp_weight=10.0, noise=None):
-    """One WGAN-GP step on batches (n_critic, B, C, H, W); ``noise`` = (z's, eps's, z_g) or None."""
+    """One WGAN-GP step on batches (n_critic, B, C, H, W); ``noise`` = (z's, eps's, z_g) or None
+    (fresh noise on the batches' device, so the nets and batches may live on a GPU)."""
     n_critic, bsz = batches.shape[:2]
     losses, gps = [], []
     D.requires_grad_(True)
     for i in range(n_critic):
         real = batches[i]
-        z = noise[0][i] if noise else torch.randn(bsz, G.project.in_features)
+        z = noise[0][i] if noise else torch.randn(bsz, G.project.in_features, device=real.device)
         with torch.no_grad():
             fake = G(z)
         loss = D(fake)[0].mean() - D(real)[0].mean()
-        eps = noise[1][i] if noise else torch.rand(bsz, 1, 1, 1)
+        eps = noise[1][i] if noise else torch.rand(bsz, 1, 1, 1, device=real.device)
         x_hat = (eps * real + (1 - eps) * fake).requires_grad_(True)
         grad, = torch.autograd.grad(D(x_hat)[0].sum(), x_hat, create_graph=True)
         gp = ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()
@@ -146,7 +147,7 @@ def torch_step(G, D, opt_g, opt_d, batches, gp_weight=10.0, noise=None):
         opt_d.step()
         losses.append(total.detach()), gps.append(gp.detach())
     D.requires_grad_(False)  # generator update: no critic weight gradients
-    z = noise[2] if noise else torch.randn(bsz, G.project.in_features)
+    z = noise[2] if noise else torch.randn(bsz, G.project.in_features, device=batches.device)
     g_loss = -D(G(z))[0].mean()
     opt_g.zero_grad(set_to_none=True)
     g_loss.backward()

@@ -12,7 +12,14 @@ _flags = os.environ.get("XLA_FLAGS", "")
 # every other test builds the nets in the quicker-to-compile stock form.
 os.environ.setdefault("GADJAX_CONV_FORM", "stock")
 if "xla_force_host_platform_device_count" not in _flags:
-    os.environ["XLA_FLAGS"] = (_flags + " --xla_force_host_platform_device_count=8").strip()
+    _flags += " --xla_force_host_platform_device_count=8"
+# Most of the suite's time is XLA:CPU compiling tiny programs: LLVM at -O1 without its
+# expensive passes compiles them about twice as fast, and the longer real-data fits run
+# no slower.  The XLA programs are the same, only their machine code is less tuned (bench/ measures
+# speed with the defaults); subprocesses the tests start inherit it.
+if "xla_backend_optimization_level" not in _flags:
+    _flags += " --xla_backend_optimization_level=1 --xla_llvm_disable_expensive_passes=true"
+os.environ["XLA_FLAGS"] = _flags.strip()
 
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
