@@ -118,7 +118,7 @@ def make_detector(model: str, seed: int, args):
     if model == "ganomaly":
         det = GANomaly(**common, z_dim=args.z_dim, steps=args.ganomaly_steps, learning_rate=args.lr)
         return det, det.config.to_dict()
-    det = SkipGANomaly(**common, steps=args.skip_steps, learning_rate=args.lr)
+    det = SkipGANomaly(**common, steps=args.skip_steps, learning_rate=args.lr, n_stages=4)  # as recorded
     return det, dict(det.config.to_dict(), unet="4 levels (64 -> 4x4)")
 
 

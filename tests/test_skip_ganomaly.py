@@ -1,4 +1,5 @@
-"""Skip-GANomaly: the U-Net generator, the score, training (params and BatchNorm statistics
+"""Skip-GANomaly: the U-Net generator and its depth rule, the score (paper L1 and the reference
+code's squared residual), D's optional latent term, training (params and BatchNorm statistics
 move, one trace), batch-independent scores, the detector API, bad settings, --lr reaching
 both optimisers, save / load, and a seeded quality check on real MNIST."""
 import math
@@ -13,14 +14,17 @@ from gadjax import data
 from gadjax.metrics import roc_auc, threshold_from_normal
 from gadjax.models import ConfigError, ganomaly
 from gadjax.models.skip_ganomaly import (NAME, SkipGANomaly, SkipGANomalyConfig, SkipGANomalyTrainer,
-                                         l1_mean_residual, skip_ganomaly_score, skip_ganomaly_scores)
+                                         l1_mean_residual, l2_mean_residual, skip_ganomaly_score,
+                                         skip_ganomaly_scores)
 from gadjax.nets import NetSpec
 from gadjax.nets.ganomaly import pure_net
-from gadjax.nets.unet import UNetGenerator, unet_widths
+from gadjax.nets.unet import UNetGenerator, unet_depth, unet_widths
 from helpers import squares as _squares
 from helpers import trace_once
 
-SMALL = dict(width=4, steps=3, batch_size=8, score_batch_size=8)
+# n_stages=2: the shallowest U-Net compiles fastest; the default depth (4 levels at 16x16)
+# trains in test_models.py's every-detector test.
+SMALL = dict(width=4, steps=3, batch_size=8, score_batch_size=8, n_stages=2)
 
 
 def _changed(a, b) -> bool:
@@ -37,8 +41,18 @@ def fitted():
     return det.fit(x[:16], x_val=x[16:]), x
 
 
+def test_default_depth_is_the_reference_rule():
+    """The reference's define_G: int(log2(isize)) levels, a 1x1 bottleneck (the paper's five
+    down-sampling blocks at 32x32); other sizes: as many exact halvings as both sides allow."""
+    for side in (16, 32, 64, 128):
+        assert unet_depth(side, side) == int(math.log2(side))
+    assert unet_depth(32, 32) == 5 and unet_depth(64, 64) == 6
+    assert unet_depth(28, 28) == 2 and unet_depth(64, 48) == 4 and unet_depth(20, 36) == 2
+
+
 @pytest.mark.parametrize("shape, n_stages, bottleneck", [
-    ((28, 28, 1), None, 7), ((32, 32, 3), None, 4), ((32, 32, 3), 5, 1), ((64, 48, 3), None, 8)])
+    ((28, 28, 1), None, 7), ((32, 32, 3), None, 1), ((32, 32, 3), 3, 4), ((64, 64, 3), None, 1),
+    ((64, 48, 3), None, 4)])
 def test_unet_any_plannable_size(shape, n_stages, bottleneck):
     net, init = pure_net(lambda rngs: UNetGenerator(shape, 4, n_stages=n_stages, rngs=rngs), "g", "default")
     params, stats = jax.eval_shape(init, jax.random.PRNGKey(0))
@@ -76,6 +90,37 @@ def test_score_by_hand():
     np.testing.assert_allclose(l1_mean_residual(x, x_hat), [0.5, 0.0])
     np.testing.assert_allclose(skip_ganomaly_score(x, x_hat, f, f_hat, 0.9), [0.45, 0.1 * 3.0], rtol=1e-6)
     np.testing.assert_allclose(skip_ganomaly_score(x, x_hat, f, f_hat, 0.0), [0.0, 3.0])
+    # The reference code's residual: mean squared error, 0.5^2 = 0.25 for the first image.
+    x_hat = x_hat.at[1, 0, 0, 0].set(-2.0)  # one pixel off by 2 of 4: L1 0.5, L2 1.0
+    np.testing.assert_allclose(l2_mean_residual(x, x_hat), [0.25, 1.0])
+    np.testing.assert_allclose(l1_mean_residual(x, x_hat), [0.5, 0.5])
+    np.testing.assert_allclose(skip_ganomaly_score(x, x_hat, f, f_hat, 0.9, "l2"),
+                               [0.9 * 0.25, 0.9 * 1.0 + 0.1 * 3.0], rtol=1e-6)
+
+
+def test_d_latent_adds_w_lat_times_the_feature_term_to_d_loss():
+    """The reference's backward_d: err_d = BCE real + BCE fake + w_lat * mean (f(x) - f(x_hat))^2,
+    the features being D's (train mode) on the batch and on its reconstructions."""
+    spec, x = NetSpec("dcgan", (16, 16, 1), width=4), jnp.asarray(data.to_float(_squares(8), "tanh"))
+    paper = SkipGANomalyTrainer(spec, SkipGANomalyConfig(width=4, w_lat=2.5, n_stages=2))
+    code = SkipGANomalyTrainer(spec, SkipGANomalyConfig(width=4, w_lat=2.5, n_stages=2, d_latent=True))
+    s, key = paper.init(jax.random.PRNGKey(0)), jax.random.PRNGKey(1)
+
+    @jax.jit  # one compile for all of it (eager flax is slow)
+    def run(params, stats):
+        x_hat, _ = paper.reconstruct(params["generator"], stats["generator"], x, train=True)
+        (_, f), d_stats = paper.discriminator.apply(params["discriminator"], stats["discriminator"], x, train=True)
+        (_, f_hat), _ = paper.discriminator.apply(params["discriminator"], d_stats, x_hat, train=True)
+        return (paper._discriminator_loss(params, stats, x, key), code._discriminator_loss(params, stats, x, key),
+                f, f_hat)
+
+    (loss_paper, (stats_paper, m_paper)), (loss_code, (stats_code, m_code)), f, f_hat = run(s.params, s.stats)
+    by_hand = np.mean(np.square(np.asarray(f, np.float64) - np.asarray(f_hat, np.float64)))
+    assert by_hand > 1e-6 and "d_lat_loss" not in m_paper
+    np.testing.assert_allclose(float(m_code["d_lat_loss"]), by_hand, rtol=1e-4)
+    np.testing.assert_allclose(float(loss_code) - float(loss_paper), 2.5 * by_hand, rtol=1e-4)
+    np.testing.assert_allclose(float(m_code["d_real"]), float(m_paper["d_real"]))  # the BCE part is unchanged
+    assert not _changed(stats_paper, stats_code)
 
 
 def test_training_moves_params_and_batchnorm_stats_in_one_trace(fitted):
@@ -120,6 +165,14 @@ def test_detector_fits_scores_and_maps(fitted):
     pure = skip_ganomaly_scores(det.scoring_nets(), jnp.asarray(data.to_float(x[:8], "tanh")),
                                 det.config.replace(lam=0.5))
     np.testing.assert_allclose(pure["score"], 0.5 * d["residual"][:8] + 0.5 * d["latent"][:8], rtol=1e-5)
+    # residual='l2' (the reference code's score), also score-only: mean squared error of the reconstruction.
+    x8 = data.to_float(x[:8], "tanh")
+    l2 = skip_ganomaly_scores(det.scoring_nets(), jnp.asarray(x8), det.config.replace(residual="l2"))
+    by_hand = np.mean(np.square(x8 - d["reconstruction"][:8]), axis=(1, 2, 3))
+    np.testing.assert_allclose(l2["residual"], by_hand, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(l2["score"], 0.9 * by_hand + 0.1 * d["latent"][:8], rtol=1e-5, atol=1e-7)
+    fields = SkipGANomalyConfig.training_fields()
+    assert "residual" not in fields and "lam" not in fields and "d_latent" in fields
     assert det.threshold_ == pytest.approx(threshold_from_normal(det.score_samples(x[16:]), 95.0), rel=1e-5)
     maps = det.anomaly_map(x[:5])
     assert maps.shape == (5, 16, 16) and (maps >= 0).all()
@@ -140,6 +193,8 @@ def test_bad_hyperparameters_raise(kwargs, match):
     (dict(w_con=float("nan")), "w_con"),        # NaN
     (dict(beta2=1.0), "beta2"),                 # out of range
     (dict(generator_norm="group"), "generator_norm"),
+    (dict(residual="l3"), "residual"),
+    (dict(d_latent="yes"), "d_latent"),
     (dict(net="thesis"), "net"),                # the U-Net and D are DCGAN nets
     (dict(z_dim=8), "z_dim"),                   # unknown: the U-Net has no latent vector
 ])

@@ -9,9 +9,12 @@ Per level (pix2pix): encoder = LeakyReLU(0.2) -> conv -> BatchNorm (no activatio
 the first conv, no norm on the first and the bottleneck conv); decoder = ReLU -> transposed
 conv -> BatchNorm, the last one -> tanh.  Widths ``ngf * min(2**i, 8)``.
 
-``n`` defaults to ``spatial_plan``'s stage count (28x28 -> 7x7 bottleneck, 32x32 -> 4x4,
-64x64 -> 4x4); any ``n >= 2`` with ``2**n`` dividing both sides is accepted (32x32 with
-``n_stages=5`` is the reference's 1x1 bottleneck).
+``n`` defaults to ``unet_depth``: the reference code's ``int(log2(isize))`` levels (a 1x1
+bottleneck; five for the paper's 32x32 images, whose encoder has "five down-sampling
+blocks"), generalised to any size as the most stride-2 levels that halve both sides exactly:
+32x32 -> 5 (1x1), 64x64 -> 6 (1x1), 64x48 -> 4 (4x3), 28x28 -> 2 (7x7).  28x28 MNIST only
+allows two: the reference resizes MNIST to 32x32 (its ``isize`` 32); ``gadjax.data.pad_to(x,
+32)`` gives its depth.  Any ``n >= 2`` with ``2**n`` dividing both sides is accepted.
 """
 from __future__ import annotations
 
@@ -21,7 +24,26 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from gadjax.nets.dcgan import _apply_norm, _norm, spatial_plan
+from gadjax.nets.dcgan import _apply_norm, _norm
+
+
+def unet_depth(height: int, width: int) -> int:
+    """Default U-Net depth: as many stride-2 levels as halve both sides exactly.
+
+    For square power-of-two images this is the reference's ``int(log2(isize))`` (a 1x1
+    bottleneck: 5 levels for 32x32, 6 for 64x64); 28x28 -> 2 (7x7), 64x48 -> 4 (4x3).
+
+    Raises:
+      ValueError: fewer than two levels fit (a side that is not a multiple of 4).
+    """
+    for side, label in ((height, "height"), (width, "width")):
+        if not isinstance(side, int) or side < 4 or side % 4:
+            raise ValueError(f"image {label} {side} is not supported: the U-Net needs sides that are multiples "
+                             f"of 4 (at least two stride-2 levels); resize or pad the images")
+    n = 2
+    while height % 2 ** (n + 1) == 0 and width % 2 ** (n + 1) == 0:
+        n += 1
+    return n
 
 
 def unet_widths(ngf: int, n_stages: int) -> list[int]:
@@ -35,7 +57,7 @@ class UNetGenerator(nnx.Module):
     def __init__(self, image_shape: Sequence[int], ngf: int = 64, *, norm: str = "batch",
                  n_stages: int | None = None, rngs: nnx.Rngs):
         height, width, channels = image_shape
-        n = spatial_plan(height, width)[0] if n_stages is None else n_stages
+        n = unet_depth(height, width) if n_stages is None else n_stages
         if n < 2 or height % 2 ** n or width % 2 ** n:
             raise ValueError(f"a U-Net with n_stages={n} needs n_stages >= 2 and image sides divisible by "
                              f"2**n_stages={2 ** n}; got {height}x{width}")
@@ -75,4 +97,4 @@ class UNetGenerator(nnx.Module):
         return jnp.tanh(h)
 
 
-__all__ = ["UNetGenerator", "unet_widths"]
+__all__ = ["UNetGenerator", "unet_depth", "unet_widths"]
