@@ -34,6 +34,7 @@ __all__ = [
     "normalised_residual",
     "origin_distance",
     "berg_score",
+    "standardised_berg_score",
     "fanogan_score",
     "anogan_loss",
     "anomaly_map",
@@ -166,6 +167,29 @@ def berg_score(x: jax.Array, x_rec: jax.Array, z: jax.Array, lam: float = 0.05) 
       (B,).
     """
     return lam * normalised_residual(x, x_rec) + (1.0 - lam) * origin_distance(z)
+
+
+def standardised_berg_score(residual: jax.Array, origin: jax.Array, stats: tuple[float, float, float, float],
+                            lam: float = 0.05) -> jax.Array:
+    """``lam * (residual - m_r) / s_r + (1 - lam) * (origin - m_o) / s_o``.
+
+    The Berg score with each term standardised by its mean and standard deviation on
+    normal data, so that ``lam`` weighs the two terms as it says: the raw normalised
+    residual lies in [0, 1] while ``||z||`` grows with sqrt(z_dim), so in
+    :func:`berg_score` the origin term outweighs ``lam``.
+
+    Args:
+      residual: (B,) :func:`normalised_residual` of the samples.
+      origin: (B,) :func:`origin_distance` of their latent codes.
+      stats: ``(m_r, s_r, m_o, s_o)``: mean and standard deviation (> 0) of the residual
+        and of the origin distance on normal data.
+      lam: weight of the residual term, in [0, 1].
+
+    Returns:
+      (B,).
+    """
+    m_r, s_r, m_o, s_o = stats
+    return lam * ((residual - m_r) / s_r) + (1.0 - lam) * ((origin - m_o) / s_o)
 
 
 def fanogan_score(x: jax.Array, x_rec: jax.Array, f: jax.Array, f_rec: jax.Array,

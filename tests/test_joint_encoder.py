@@ -1,16 +1,21 @@
 """Berg et al. joint encoder: a third player that never disturbs the GAN, the image-space
-loss, the normalised-residual + origin-distance score, the default nets, bad settings,
---lr reaching every optimiser, and save / load."""
+loss, the normalised-residual + origin-distance score (standardised on normal validation
+data, or raw), the authors' latent normalisation and prior, the default nets, bad
+settings, --lr reaching every optimiser, and save / load (with the score statistics, and
+of detectors saved before these options)."""
+import json
+
 import jax
 import numpy as np
 import pytest
 
+import gadjax
 from gadjax import data
-from gadjax.models import ConfigError
+from gadjax.models import ConfigError, FAnoGAN
 from gadjax.models.joint_encoder import JointEncoder, JointEncoderConfig, JointEncoderTrainer, joint_encoder_scores
-from gadjax.nets import NetSpec
+from gadjax.nets import NetSpec, build_nets
 from gadjax.optim import learning_rates
-from gadjax.scores import berg_score
+from gadjax.scores import berg_score, normalised_residual, origin_distance
 from gadjax.train import GANConfig, GANTrainer
 from helpers import squares as _images
 from helpers import trace_once
@@ -51,20 +56,83 @@ def test_encoder_is_trained_jointly_without_touching_the_gan():
     assert np.isfinite(float(metrics["encoder_loss"]))
 
 
-def test_score_is_berg_score_and_detector_works(fitted):
+def test_score_is_the_standardised_berg_score_and_detector_works(fitted):
     det, x = fitted
     scores = det.score_samples(x)
     xf = data.to_float(x[:8], "tanh")
     t, s = det.trainer_, det.state
     z = t.encoder(s.params["encoder"], s.stats["encoder"], xf)
     rec = t.generator(s.params["generator"], s.stats["generator"], z)
-    np.testing.assert_allclose(scores[:8], berg_score(xf, rec, z, 0.3), rtol=1e-5)
-    out = joint_encoder_scores(det.scoring_nets(), xf, det.config)
-    np.testing.assert_allclose(out["score"], scores[:8], rtol=1e-5)
-    # The two terms are reported so each can be judged alone.
-    np.testing.assert_allclose(0.3 * out["residual"] + 0.7 * out["origin"], out["score"], rtol=1e-5)
+    residual, origin = np.asarray(normalised_residual(xf, rec)), np.asarray(origin_distance(z))
+    # The statistics are the raw terms' mean and std on the normal validation data (x_val = x[16:]).
+    val = det.score_details(x[16:])
+    stats = det.config.score_stats
+    np.testing.assert_allclose(stats, [val["residual"].mean(), val["residual"].std(), val["origin"].mean(),
+                                       val["origin"].std()], rtol=1e-5)
+    m_r, s_r, m_o, s_o = stats
+    hand = 0.3 * (residual - m_r) / s_r + 0.7 * (origin - m_o) / s_o
+    np.testing.assert_allclose(scores[:8], hand, rtol=1e-4, atol=1e-5)
+    out = joint_encoder_scores(det.scoring_nets(), xf, det.config)  # det.config carries the statistics
+    np.testing.assert_allclose(out["score"], scores[:8], rtol=1e-4, atol=1e-5)
+    # The raw terms are reported so each can be judged alone ...
+    np.testing.assert_allclose(out["residual"], residual, rtol=1e-5)
     np.testing.assert_allclose(out["origin"], np.linalg.norm(np.asarray(z), axis=-1), rtol=1e-5)
+    # ... and the raw formula stays available, without refitting (score-only fields).
+    raw = joint_encoder_scores(det.scoring_nets(), xf, det.config.replace(standardise=False))
+    np.testing.assert_allclose(raw["score"], berg_score(xf, rec, z, 0.3), rtol=1e-5)
+    no_stats = det.config.replace(residual_mean=None, residual_std=None, origin_mean=None, origin_std=None)
+    np.testing.assert_allclose(joint_encoder_scores(det.scoring_nets(), xf, no_stats)["score"], raw["score"])
     assert det.anomaly_map(x[:3]).shape == (3, 16, 16)
+
+
+def test_the_authors_latent_normalisation_and_prior_are_the_defaults(fitted):
+    det, _ = fitted
+    cfg = JointEncoderConfig()
+    assert (cfg.latent_norm, cfg.latent_scale, cfg.standardise) == (True, 0.1, True)
+    assert det.spec.latent_norm and det.trainer_.latent_scale == 0.1  # reaches the nets and the trainer
+    # Every player draws z ~ latent_scale * N(0, I).
+    key = jax.random.PRNGKey(3)
+    np.testing.assert_allclose(JointEncoderTrainer(CFG, latent_scale=0.1).latent(key, 4),
+                               0.1 * GANTrainer(CFG).latent(key, 4), rtol=1e-6)
+    # So the detector's G ignores the norm of E(x): G(c z) == G(z).
+    z = jax.random.normal(key, (4, 8))
+    G = det.scoring_nets()["generator"]
+    np.testing.assert_allclose(G(5.0 * z), G(z), rtol=1e-5, atol=1e-6)
+    # The option is off where not asked for: other detectors, and rows (the MLP generator has none).
+    assert not JointEncoder(latent_norm=False).net_spec((28, 28, 1)).latent_norm
+    assert not FAnoGAN().net_spec((28, 28, 1)).latent_norm
+    assert not JointEncoder().net_spec((10,)).latent_norm
+
+
+def test_saved_detector_keeps_the_score_statistics(fitted, tmp_path):
+    det, x = fitted
+    det.save(tmp_path / "saved")
+    loaded = gadjax.load(tmp_path / "saved")
+    assert loaded.config.score_stats == det.config.score_stats is not None
+    assert loaded.threshold_ == det.threshold_ and loaded.spec.latent_norm
+    np.testing.assert_array_equal(loaded.score_samples(x), det.score_samples(x))
+
+
+def test_a_detector_saved_before_latent_norm_loads_as_it_was_trained(fitted, tmp_path):
+    det, x = fitted
+    path = det.save(tmp_path / "old")
+    meta = json.loads((path / "detector.json").read_text())
+    for field in ("latent_norm", "latent_scale", "standardise", "residual_mean", "residual_std", "origin_mean",
+                  "origin_std"):
+        del meta["config"][field]
+    meta["extra"] = {}
+    (path / "detector.json").write_text(json.dumps(meta))
+    loaded = gadjax.load(path)
+    cfg = loaded.config
+    assert (cfg.latent_norm, cfg.latent_scale, cfg.standardise, cfg.score_stats) == (False, 1.0, False, None)
+    assert not loaded.spec.latent_norm
+    # Scored as then: raw Berg score, generator without latent normalisation.
+    xf = data.to_float(x[:8], "tanh")
+    s = loaded.state
+    G, _ = build_nets(loaded.spec, parts=("generator",))["generator"]
+    z = det.trainer_.encoder(s.params["encoder"], s.stats["encoder"], xf)
+    rec = G(s.params["generator"], s.stats["generator"], z)
+    np.testing.assert_allclose(loaded.score_samples(x[:8]), berg_score(xf, rec, z, 0.3), rtol=1e-5)
 
 
 def test_default_nets_follow_the_data():
@@ -83,6 +151,10 @@ def test_default_nets_follow_the_data():
     (dict(gan_loss="hinge"), "gan_loss"),
     (dict(critic_norm="batch"), "critic_norm"),      # the gradient penalty needs a per-sample critic
     (dict(alpha=0.5), "alpha"),                      # unknown field
+    (dict(latent_scale=0.0), "latent_scale"),
+    (dict(latent_norm=1), "latent_norm"),            # a bool, not a number
+    (dict(residual_std=0.0), "residual_std"),        # a standard deviation is > 0
+    (dict(residual_mean=0.1), "residual_std"),       # the four statistics are set together
 ])
 def test_bad_settings_raise_at_construction(kwargs, field):
     with pytest.raises(ConfigError, match=field) as err:

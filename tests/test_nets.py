@@ -118,3 +118,32 @@ def test_count_params_and_pure_functions_compose_with_grad_and_vmap():
     np.testing.assert_allclose(per_sample, D(params, stats, x)[0], rtol=1e-5, atol=1e-6)
     grads = jax.grad(lambda p: D(p, stats, x)[0].sum())(params)
     assert all(np.isfinite(g).all() for g in jax.tree.leaves(grads))
+
+
+@pytest.mark.parametrize("family, shape, norm", [("thesis", (28, 28, 1), "none"), ("dcgan", (16, 16, 1), "batch")])
+def test_latent_norm_makes_the_generator_ignore_the_scale_of_z(family, shape, norm):
+    z = jax.random.normal(jax.random.PRNGKey(1), (4, 8))
+    outputs = {}
+    for on in (True, False):
+        spec = NetSpec(family, shape, z_dim=8, width=4, generator_norm=norm, latent_norm=on)
+        G, init = build_nets(spec, parts=("generator",))["generator"]
+        params, stats = init(jax.random.PRNGKey(0))  # no parameters of its own: the same init either way
+        outputs[on] = [np.asarray(G(params, stats, c * z)) for c in (1.0, 0.1, 7.0)]
+    base, *scaled = outputs[True]
+    for x in scaled:  # pixel norm: G(c z) == G(z) for c > 0
+        np.testing.assert_allclose(x, base, rtol=1e-5, atol=1e-6)
+    base, *scaled = outputs[False]
+    for x in scaled:
+        assert np.abs(x - base).max() > 1e-3
+
+
+def test_latent_norm_is_pixel_norm_and_off_by_default():
+    from gadjax.nets import pixel_norm
+    z = jax.random.normal(jax.random.PRNGKey(0), (3, 6)) * 4.0
+    out = np.asarray(pixel_norm(z))
+    np.testing.assert_allclose(out, np.asarray(z) / np.sqrt((np.asarray(z) ** 2).mean(-1, keepdims=True) + 1e-8),
+                               rtol=1e-6)
+    np.testing.assert_allclose((out ** 2).mean(-1), 1.0, rtol=1e-5)
+    assert NetSpec().latent_norm is False  # every other detector's nets are unchanged
+    with pytest.raises(ValueError, match="latent_norm"):
+        NetSpec("mlp", (7,), latent_norm=True)

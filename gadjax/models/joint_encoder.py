@@ -6,13 +6,27 @@ robust to anomalies contaminating the training set):
 
     L_E = E_z || G(z) - G(E(G(z))) ||_1
 
-The anomaly score combines a normalised image residual with the latent code's distance
-from the origin of the N(0, I) prior (``gadjax.scores.berg_score``):
+As the authors built it (their released code, github.com/amandaberg/GANanomalyDetection:
+``networks.G_paper`` with ``normalize_latents=True``, ``loss.py`` sampling ``0.1 * N(0, I)``),
+the generator pixel-normalises its latent input (``latent_norm``), so G sees only the
+direction of z and the norm of E(x) is free to separate anomalies, and z is drawn from
+``latent_scale * N(0, I)`` with ``latent_scale = 0.1``.
 
-    A(x) = lam * mean |minmax(x) - minmax(G(E(x)))| + (1 - lam) * ||E(x)||_2,  lam = 0.05
+The anomaly score combines a normalised image residual with the latent code's distance
+from the origin:
+
+    residual(x) = mean |minmax(x) - minmax(G(E(x)))|   (in [0, 1])
+    origin(x)   = ||E(x)||_2                          (about sqrt(z_dim) and more)
+    A(x) = lam * z_r(residual) + (1 - lam) * z_o(origin),  lam = 0.05
+
+where ``z_r`` / ``z_o`` standardise each term by its mean and standard deviation on the
+normal validation data, fixed at ``fit`` (``standardise=True``, the default), so that
+``lam`` weighs the terms as it says; ``standardise=False`` is Berg et al.'s raw formula
+``lam * residual + (1 - lam) * origin`` (``gadjax.scores.berg_score``), where the origin
+term outweighs any small ``lam``.
 
     det = JointEncoder(lam=0.05, steps=2000).fit(x_normal, x_val)   # settings: JointEncoderConfig
-    det.score_details(x)   # {'score', 'residual', 'origin', 'z', 'reconstruction'}
+    det.score_details(x)   # {'score', 'residual', 'origin', 'z', 'reconstruction'}: raw terms
 """
 from __future__ import annotations
 
@@ -20,14 +34,20 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from gadjax.models.base import PlayerDetector
-from gadjax.models.config import GANConfigFields, option
-from gadjax.nets import build_nets
-from gadjax.scores import berg_score, normalised_residual, origin_distance
+from gadjax.models.config import ConfigError, GANConfigFields, option
+from gadjax.nets import LATENT_NORM_FAMILIES, build_nets
+from gadjax.scores import berg_score, normalised_residual, origin_distance, standardised_berg_score
 from gadjax.train import GANConfig, GANTrainer, Player
 
 NAME = "joint_encoder"
+#: the score statistics ``fit`` sets: (mean, std) of the residual, then of the origin distance
+STAT_FIELDS = ("residual_mean", "residual_std", "origin_mean", "origin_std")
+#: ``fitted_extra()["format"]``; a saved joint encoder without it predates latent_norm,
+#: latent_scale and the standardised score (its generator has no latent normalisation)
+EXTRA_FORMAT = 2
 
 
 def image_space_loss(x_gen: jax.Array, x_cycle: jax.Array) -> jax.Array:
@@ -50,10 +70,46 @@ class JointEncoderConfig(GANConfigFields):
         score-only.
       encoder_learning_rate: the encoder's rate; None follows the GAN's (``learning_rate``,
         else the objective's paper rate), as Berg et al. train all three nets alike.
+      latent_norm: pixel-normalise z at the generator's input (``gadjax.nets.pixel_norm``),
+        as the authors' progressive-GAN generator does; the ``thesis`` and ``dcgan``
+        generators take it, the ``mlp`` generator (rows) has none and ignores it.
+      latent_scale: z ~ latent_scale * prior (the authors' code: 0.1 * N(0, I)).  With
+        ``latent_norm`` G ignores the scale; without it the scale is what G is trained on.
+      standardise: score with each term standardised on normal validation data (see the
+        module docstring); False: the raw ``lam * residual + (1 - lam) * origin``.
+        Score-only.
+      residual_mean, residual_std, origin_mean, origin_std: the statistics of the two
+        terms that ``fit`` computes on the normal validation data (``x_val``, else the
+        training data, like ``threshold_``); None until fitted, and the scorer then falls
+        back to the raw formula.  They are saved with the detector.  Score-only.
     """
 
     lam: float = option(0.05, ge=0, le=1, score=True, doc="score weight of the normalised image residual")
     encoder_learning_rate: float | None = option(None, gt=0, doc="encoder rate; None: the GAN's")
+    latent_norm: bool = option(True, doc="pixel-normalise z at the generator input (Berg et al.'s PixelNorm)")
+    latent_scale: float = option(0.1, gt=0, doc="z ~ latent_scale * prior (the authors' code: 0.1)")
+    standardise: bool = option(True, score=True, doc="standardise each score term on normal validation data")
+    residual_mean: float | None = option(None, score=True, doc="set by fit: mean residual of normal data")
+    residual_std: float | None = option(None, gt=0, score=True, doc="set by fit: its standard deviation")
+    origin_mean: float | None = option(None, score=True, doc="set by fit: mean ||E(x)|| of normal data")
+    origin_std: float | None = option(None, gt=0, score=True, doc="set by fit: its standard deviation")
+
+    def check(self) -> None:
+        super().check()
+        unset = [f for f in STAT_FIELDS if getattr(self, f) is None]
+        if unset and len(unset) < len(STAT_FIELDS):
+            raise ConfigError(unset[0], f"the score statistics {', '.join(STAT_FIELDS)} are set together "
+                                        f"(by fit); {', '.join(unset)} unset")
+
+    @property
+    def score_stats(self) -> tuple[float, float, float, float] | None:
+        """``(residual_mean, residual_std, origin_mean, origin_std)``, or None before ``fit``."""
+        stats = tuple(getattr(self, f) for f in STAT_FIELDS)
+        return None if stats[0] is None else stats
+
+    def net_fields(self, family: str) -> dict:
+        fields = super().net_fields(family)
+        return {**fields, "latent_norm": self.latent_norm} if family in LATENT_NORM_FAMILIES else fields
 
 
 class JointEncoderTrainer(GANTrainer):
@@ -61,15 +117,22 @@ class JointEncoderTrainer(GANTrainer):
 
     The encoder uses the GAN objective's optimiser (``gadjax.optim``: Adam for WGAN-GP,
     DCGAN and LSGAN, RMSProp for WGAN) at the GAN's rate unless ``encoder_lr`` is given.
+    Every player draws z from ``latent_scale`` times the GAN's prior.
     """
 
-    def __init__(self, config: GANConfig, encoder_lr: float | None = None, parallel=False, unroll=None):
+    def __init__(self, config: GANConfig, encoder_lr: float | None = None, parallel=False, unroll=None,
+                 latent_scale: float = 1.0):
+        self.latent_scale = float(latent_scale)
         encoder = build_nets(config.nets, parts=("encoder",))
         objective = config.objective()
         lr = objective.learning_rate if encoder_lr is None else encoder_lr
         player = Player("encoder", ("encoder",), self._encoder_loss, objective.optimizer(lr))
         super().__init__(config, parallel=parallel, unroll=unroll, extra_nets=encoder, extra_players=(player,))
         self.encoder = self.nets["encoder"]
+
+    def latent(self, key: jax.Array, batch: int, dtype=jnp.float32) -> jax.Array:
+        z = super().latent(key, batch, dtype)
+        return z if self.latent_scale == 1.0 else z * jnp.asarray(self.latent_scale, dtype)
 
     def _encoder_loss(self, params, stats, real, key):
         z = self.latent(key, real.shape[0], real.dtype)
@@ -87,17 +150,25 @@ def joint_encoder_scores(nets: dict, x: jax.Array, config: JointEncoderConfig = 
       nets: ``{'generator': G, 'encoder': E}`` with ``E(x) -> z`` and ``G(z) -> x``, e.g.
         the trained nets bound with ``gadjax.nets.bind`` (inference mode).
       x: (B, H, W, C) in the model's range.
-      config: its ``lam`` weighs the two terms.
+      config: its ``lam`` weighs the two terms; with ``standardise`` and the statistics
+        ``fit`` set (``config.score_stats``), each term is standardised first.
     Returns:
       {'score': (B,), 'residual': (B,), 'origin': (B,), 'z': (B, z_dim),
-      'reconstruction': (B, H, W, C)}: score = lam * residual + (1 - lam) * origin
-      (``gadjax.scores.berg_score``), the normalised residual and origin distance kept so
-      each can be judged alone.
+      'reconstruction': (B, H, W, C)}: score = lam * (residual - m_r) / s_r + (1 - lam) *
+      (origin - m_o) / s_o (``gadjax.scores.standardised_berg_score``), or, with
+      ``standardise=False`` or no statistics, lam * residual + (1 - lam) * origin
+      (``gadjax.scores.berg_score``); the raw normalised residual and origin distance are
+      kept so each can be judged alone.
     """
     z = nets["encoder"](x)
     x_rec = nets["generator"](z)
-    return {"score": berg_score(x, x_rec, z, config.lam), "residual": normalised_residual(x, x_rec),
-            "origin": origin_distance(z), "z": z, "reconstruction": x_rec}
+    residual, origin = normalised_residual(x, x_rec), origin_distance(z)
+    stats = config.score_stats
+    if config.standardise and stats is not None:
+        score = standardised_berg_score(residual, origin, stats, config.lam)
+    else:
+        score = berg_score(x, x_rec, z, config.lam)
+    return {"score": score, "residual": residual, "origin": origin, "z": z, "reconstruction": x_rec}
 
 
 class JointEncoder(PlayerDetector):
@@ -106,6 +177,14 @@ class JointEncoder(PlayerDetector):
     Settings: ``JointEncoderConfig`` (pass one, or its fields as keywords); the nets
     come from the data unless ``net`` names them (the thesis nets for 28x28 gray images,
     DCGAN nets for other images, MLPs for rows).  Other arguments as ``Detector``.
+
+    ``fit`` trains, then sets the score statistics (``residual_mean`` ... ``origin_std``)
+    on the config from the raw terms of the normal validation data ``x_val`` (without
+    ``x_val``, of the training data, as for ``threshold_``), then fixes ``threshold_``
+    with the standardised score.  The statistics are score-only config fields: they are
+    saved and loaded with the config, ``det.config`` carries them to the pure scorer
+    ``joint_encoder_scores(det.scoring_nets(), x, det.config)``, and ``lam`` or
+    ``standardise`` may change afterwards without refitting.
     """
 
     name = NAME
@@ -120,4 +199,47 @@ class JointEncoder(PlayerDetector):
         cfg = self.config
         gan = cfg.gan_config(self.spec)
         encoder_lr = cfg.rate("encoder", gan.objective().learning_rate)
-        return JointEncoderTrainer(gan, encoder_lr, parallel=self.parallel)
+        return JointEncoderTrainer(gan, encoder_lr, parallel=self.parallel, latent_scale=cfg.latent_scale)
+
+    def fit(self, x, x_val=None, *, input_range=None, **kwargs):
+        """``Detector.fit``; after training, the score statistics are set from the raw
+        terms of ``x_val`` (held-out normals) or, without it, of ``x``, and ``threshold_``
+        is fixed with the score they standardise.  Returns self."""
+        # Detector.fit prepares x_val only for the threshold, after _fit: keep it for the statistics.
+        self._normal = (x_val, input_range)
+        try:
+            return super().fit(x, x_val, input_range=input_range, **kwargs)
+        finally:
+            del self._normal
+
+    def _fit(self, x) -> None:
+        super()._fit(x)
+        x_val, input_range = getattr(self, "_normal", (None, None))
+        normal = x if x_val is None else self._prepare(x_val, "x_val", input_range)
+        self.config = self.config.replace(**score_statistics(self._details(normal)))
+
+    def fitted_extra(self) -> dict:
+        return {"format": EXTRA_FORMAT}
+
+    def load_extra(self, extra: dict) -> None:
+        if extra.get("format", 1) < EXTRA_FORMAT:
+            # Saved before these options existed: the generator had no latent normalisation
+            # and drew z from the plain prior; rebuild the nets so the saved weights mean what they did.
+            self.config = self.config.replace(latent_norm=False, latent_scale=1.0, standardise=False)
+            self.trainers_ = {}
+            self.spec = self.net_spec(self.image_shape_)
+
+
+def score_statistics(details: dict) -> dict:
+    """``{residual_mean, residual_std, origin_mean, origin_std}`` of the raw terms of
+    ``joint_encoder_scores`` outputs (normal samples), as Python floats (float64 sums).
+    A term that is constant on the normal data gets std 1 (it is only centred)."""
+    out = {}
+    for term in ("residual", "origin"):
+        values = np.asarray(details[term], np.float64)
+        if not np.isfinite(values).all():
+            raise FloatingPointError(f"the {term} term is not finite on the normal validation data (did training "
+                                     f"diverge?); cannot standardise the score")
+        std = float(values.std())
+        out[f"{term}_mean"], out[f"{term}_std"] = float(values.mean()), std if std > 0 else 1.0
+    return out

@@ -9,11 +9,15 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, NamedTuple
 
-from gadjax.nets.dcgan import NORMS, ConvTrunk, Critic, Encoder, Generator, spatial_plan
+from gadjax.nets.dcgan import NORMS, ConvTrunk, Critic, Encoder, Generator, pixel_norm, spatial_plan
 from gadjax.nets.lstm import LSTMDiscriminator, LSTMEncoder, LSTMGenerator, LSTMSpec, per_step_latent
 from gadjax.nets.mlp import MLPCritic, MLPEncoder, MLPGenerator
 from gadjax.nets.pure import PureNet, as_callable_pytree, bind, count_params, features_of, init_fn
 from gadjax.nets.thesis import ThesisGenerator, thesis_critic, thesis_encoder
+
+
+#: families whose generator takes ``NetSpec.latent_norm``
+LATENT_NORM_FAMILIES = ("dcgan", "thesis")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -22,7 +26,9 @@ class NetSpec:
 
     ``image_shape`` is the shape of one sample: (H, W, C) for the image families,
     (D,) for ``mlp`` (tabular rows).  ``critic_norm`` must not be 'batch' with a
-    gradient penalty (it couples samples).
+    gradient penalty (it couples samples).  ``latent_norm`` pixel-normalises z at the
+    generator's input (``gadjax.nets.dcgan.pixel_norm``; the ``dcgan`` and ``thesis``
+    generators only).
     """
 
     family: str = "dcgan"
@@ -32,6 +38,7 @@ class NetSpec:
     critic_norm: str = "layer"
     generator_norm: str = "batch"
     encoder_output: str = "linear"
+    latent_norm: bool = False
 
     def __post_init__(self):
         if self.family not in NETS:
@@ -43,6 +50,9 @@ class NetSpec:
         for norm in (self.critic_norm, self.generator_norm):
             if norm not in NORMS:
                 raise ValueError(f"unknown norm {norm!r}; choose one of {NORMS}")
+        if self.latent_norm and self.family not in LATENT_NORM_FAMILIES:
+            raise ValueError(f"latent_norm is available for the {' and '.join(LATENT_NORM_FAMILIES)} generators, "
+                             f"not {self.family!r}")
         object.__setattr__(self, "image_shape", tuple(int(s) for s in self.image_shape))
 
     @property
@@ -61,13 +71,15 @@ class Family(NamedTuple):
 
 NETS: dict[str, Family] = {
     "dcgan": Family(
-        generator=lambda s, rngs: Generator(s.image_shape, s.z_dim, s.width, norm=s.generator_norm, rngs=rngs),
+        generator=lambda s, rngs: Generator(s.image_shape, s.z_dim, s.width, norm=s.generator_norm,
+                                            latent_norm=s.latent_norm, rngs=rngs),
         critic=lambda s, rngs: Critic(s.image_shape, s.width, norm=s.critic_norm, rngs=rngs),
         encoder=lambda s, rngs: Encoder(s.image_shape, s.z_dim, s.width, norm=s.critic_norm,
                                         output=s.encoder_output, rngs=rngs),
         output_range=(-1.0, 1.0)),
     "thesis": Family(
-        generator=lambda s, rngs: ThesisGenerator(s.image_shape, s.z_dim, s.width, rngs=rngs),
+        generator=lambda s, rngs: ThesisGenerator(s.image_shape, s.z_dim, s.width, latent_norm=s.latent_norm,
+                                                   rngs=rngs),
         critic=lambda s, rngs: thesis_critic(s.image_shape, s.width, rngs=rngs),
         encoder=lambda s, rngs: thesis_encoder(s.image_shape, s.z_dim, s.width, rngs=rngs),
         output_range=(0.0, 1.0)),
@@ -96,4 +108,5 @@ def build_nets(spec: NetSpec, parts=("generator", "critic", "encoder")) -> dict[
 
 __all__ = ["NETS", "NetSpec", "PureNet", "as_callable_pytree", "bind", "build_nets", "features_of", "init_fn", "count_params", "spatial_plan",
            "Generator", "Critic", "Encoder", "ConvTrunk", "MLPGenerator", "MLPCritic", "MLPEncoder",
-           "LSTMGenerator", "LSTMDiscriminator", "LSTMEncoder", "LSTMSpec", "ThesisGenerator", "thesis_critic", "thesis_encoder"]
+           "LSTMGenerator", "LSTMDiscriminator", "LSTMEncoder", "LSTMSpec", "ThesisGenerator", "thesis_critic", "thesis_encoder",
+           "LATENT_NORM_FAMILIES", "pixel_norm"]

@@ -19,6 +19,14 @@ from flax import nnx
 from gadjax.nets.conv import Conv, ConvTranspose
 
 NORMS = ("batch", "layer", "none")
+PIXEL_NORM_EPS = 1e-8
+
+
+def pixel_norm(z: jax.Array, eps: float = PIXEL_NORM_EPS) -> jax.Array:
+    """``z / sqrt(mean(z^2) + eps)`` over the last axis (progressive GAN's PixelNorm, which
+    Berg et al.'s generator applies to its latent input): G then sees only the direction
+    of z, so ``G(c z) == G(z)`` for every ``c > 0`` (up to ``eps``)."""
+    return z * jax.lax.rsqrt(jnp.mean(jnp.square(z), axis=-1, keepdims=True) + eps)
 
 
 def spatial_plan(height: int, width: int) -> tuple[int, int, int]:
@@ -55,16 +63,19 @@ def _apply_norm(norm, x, train: bool):
 
 
 class Generator(nnx.Module):
-    """z (B, z_dim) -> images (B, H, W, C) in [-1, 1] (tanh) or [0, 1] (sigmoid)."""
+    """z (B, z_dim) -> images (B, H, W, C) in [-1, 1] (tanh) or [0, 1] (sigmoid).
+
+    ``latent_norm``: ``pixel_norm`` z before the first layer (off by default)."""
 
     def __init__(self, image_shape: Sequence[int], z_dim: int = 100, ngf: int = 64, *,
-                 norm: str = "batch", output: str = "tanh", rngs: nnx.Rngs):
+                 norm: str = "batch", output: str = "tanh", latent_norm: bool = False, rngs: nnx.Rngs):
         height, width, channels = image_shape
         n, self.base_h, self.base_w = spatial_plan(height, width)
         if output not in ("tanh", "sigmoid"):
             raise ValueError(f"output must be 'tanh' or 'sigmoid', got {output!r}")
         self.output = output
         self.z_dim = z_dim
+        self.latent_norm = latent_norm
         widths = [ngf * 2 ** i for i in reversed(range(n))]  # e.g. 512, 256, 128, 64
         self.base_features = widths[0]
         self.project = nnx.Linear(z_dim, self.base_h * self.base_w * widths[0], rngs=rngs)
@@ -77,6 +88,8 @@ class Generator(nnx.Module):
     def __call__(self, z: jax.Array, *, train: bool = False) -> jax.Array:
         if z.ndim != 2 or z.shape[-1] != self.z_dim:
             raise ValueError(f"generator expects z of shape (batch, {self.z_dim}), got {z.shape}")
+        if self.latent_norm:
+            z = pixel_norm(z)
         x = self.project(z).reshape(z.shape[0], self.base_h, self.base_w, self.base_features)
         x = nnx.relu(_apply_norm(self.project_norm, x, train))
         for up, norm in zip(self.ups, self.up_norms):

@@ -2,7 +2,8 @@
 
 Generator: z (B, 128) -> FC to 4x4x(4 ngf) -> ReLU -> deconv 5x5/2 to 8x8x(2 ngf), cropped
 to 7x7 -> deconv 5x5/2 to 14x14x(ngf) -> deconv 5x5/2 to 28x28xC -> sigmoid, so images
-live in [0, 1].  Critic and encoder: three 5x5 stride-2 convs (ndf, 2 ndf, 4 ndf;
+live in [0, 1].  ``latent_norm`` (off by default) pixel-normalises z first, as Berg et al.'s
+progressive-GAN generator does (``gadjax.nets.dcgan.pixel_norm``).  Critic and encoder: three 5x5 stride-2 convs (ndf, 2 ndf, 4 ndf;
 28 -> 14 -> 7 -> 4), LeakyReLU, no normalisation, then one FC layer.
 """
 from __future__ import annotations
@@ -11,7 +12,7 @@ import jax
 from flax import nnx
 
 from gadjax.nets.conv import ConvTranspose
-from gadjax.nets.dcgan import Critic, Encoder
+from gadjax.nets.dcgan import Critic, Encoder, pixel_norm
 
 THESIS_SHAPE = (28, 28, 1)
 
@@ -23,11 +24,12 @@ def _check_shape(image_shape):
 
 
 class ThesisGenerator(nnx.Module):
-    """z (B, z_dim) -> images (B, 28, 28, C) in [0, 1]."""
+    """z (B, z_dim) -> images (B, 28, 28, C) in [0, 1]; ``latent_norm``: ``pixel_norm`` z first."""
 
-    def __init__(self, image_shape=THESIS_SHAPE, z_dim: int = 128, ngf: int = 64, *, rngs: nnx.Rngs):
+    def __init__(self, image_shape=THESIS_SHAPE, z_dim: int = 128, ngf: int = 64, *, latent_norm: bool = False,
+                 rngs: nnx.Rngs):
         _check_shape(image_shape)
-        self.z_dim, self.ngf = z_dim, ngf
+        self.z_dim, self.ngf, self.latent_norm = z_dim, ngf, latent_norm
         self.project = nnx.Linear(z_dim, 4 * 4 * 4 * ngf, rngs=rngs)
         self.up1 = ConvTranspose(4 * ngf, 2 * ngf, (5, 5), strides=(2, 2), padding="SAME", rngs=rngs)
         self.up2 = ConvTranspose(2 * ngf, ngf, (5, 5), strides=(2, 2), padding="SAME", rngs=rngs)
@@ -37,6 +39,8 @@ class ThesisGenerator(nnx.Module):
         del train  # no BatchNorm: the WGAN-GP thesis generator has none
         if z.ndim != 2 or z.shape[-1] != self.z_dim:
             raise ValueError(f"generator expects z of shape (batch, {self.z_dim}), got {z.shape}")
+        if self.latent_norm:
+            z = pixel_norm(z)
         x = nnx.relu(self.project(z)).reshape(z.shape[0], 4, 4, 4 * self.ngf)
         x = nnx.relu(self.up1(x))[:, :7, :7, :]  # 8x8 -> 7x7 so that two doublings reach 28
         x = nnx.relu(self.up2(x))
