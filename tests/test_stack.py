@@ -81,6 +81,11 @@ def test_stacked_ganomaly_equals_lone_fits(float64, tmp_path):
     assert loaded.threshold_ == stack.threshold_[1]
     np.testing.assert_array_equal(loaded.score_samples(x_test), scores[1])
     assert (stack.predict(x_test) == (scores > stack.threshold_[:, None])).all()
+    # The whole stack saved as M ordinary detectors and restacked.
+    stack.save(tmp_path / "stack")
+    again = DetectorStack.load(tmp_path / "stack")
+    assert again.seeds == SEEDS and (again.threshold_ == stack.threshold_).all()
+    np.testing.assert_array_equal(again.score_samples(x_test), scores)
 
 
 @pytest.mark.filterwarnings("ignore:scatter inputs have incompatible types:FutureWarning")

@@ -176,7 +176,17 @@ class DetectorStack:
             self.states_[phase], _ = train_stack_loop(trainer, xs, self.seeds, run, self.memory_limit)
             # The lone trainer of the next phase may read this phase's state (one model's suffices).
             t.states_[phase] = take_model(self.states_[phase], 0)
-        t.states_ = dict(self.states_)
+        self._attach(self.states_)
+
+    def _attach(self, states: dict) -> None:
+        """Give the template the stacked states.  Its lone trainers are built first on one
+        model's state (f-AnoGAN's encoder trainer reads a GAN state when it is made); they
+        only select and bind, so its ``scoring_nets()`` then bind every model at once."""
+        t = self.template
+        for phase in t.phases:
+            t.states_[phase] = take_model(states[phase], 0)
+            t.trainer(phase)
+        self.states_, t.states_ = dict(states), dict(states)
 
     # ------------------------------------------------------------------ scoring
     def _check_fitted(self) -> None:
@@ -247,10 +257,39 @@ class DetectorStack:
         return det
 
     def save(self, directory, overwrite: bool = False) -> list[pathlib.Path]:
-        """Every model saved as an ordinary detector under ``directory/model_<i>``."""
+        """Every model saved as an ordinary detector under ``directory/model_<i>`` (each
+        one ``gadjax.load``-able; ``DetectorStack.load(directory)`` restacks them)."""
         root = pathlib.Path(directory)
-        return [self.detector(i).save(root / f"model_{i}", overwrite=overwrite)
-                for i, s in enumerate(self.seeds)]
+        return [self.detector(i).save(root / f"model_{i}", overwrite=overwrite) for i in range(self.members)]
+
+    @classmethod
+    def load(cls, directory) -> "DetectorStack":
+        """The stack ``save`` wrote to ``directory``."""
+        from gadjax.models.persist import load
+        paths = sorted(pathlib.Path(directory).glob("model_*"), key=lambda p: int(p.name.split("_")[1]))
+        if not paths:
+            raise FileNotFoundError(f"{directory} holds no saved stack (model_<i> directories)")
+        return cls.from_detectors([load(p) for p in paths])
+
+    @classmethod
+    def from_detectors(cls, detectors: Sequence[Detector]) -> "DetectorStack":
+        """Fitted detectors of one class and config, seeds aside (trained alone or loaded),
+        stacked so that they are scored as one program."""
+        dets = list(detectors)
+        first = dets[0] if dets else None
+        if first is None or any(type(d) is not type(first) for d in dets):
+            raise TypeError("from_detectors takes one or more fitted detectors of one class")
+        for d in dets:
+            d._check_fitted()
+            if d.config.replace(seed=first.config.seed) != first.config or d.image_shape_ != first.image_shape_:
+                raise ValueError(f"{type(first).__name__}s with other settings than their seeds cannot be stacked")
+        stack = cls(first, [d.config.seed for d in dets], progress=False)
+        stack.template.build(first.image_shape_)
+        stack._attach({phase: jax.tree.map(lambda *a: jnp.stack(a), *[d.states_[phase] for d in dets])
+                       for phase in first.states_})
+        if all(d.threshold_ is not None for d in dets):
+            stack.threshold_ = np.array([d.threshold_ for d in dets])
+        return stack
 
 
 def train_stack(detector, xs, seeds: Sequence[int], x_vals=None, *, input_range=None, **options) -> DetectorStack:
