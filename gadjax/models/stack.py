@@ -132,7 +132,7 @@ class DetectorStack:
         with self._output(xs):
             self._fit(xs, gan)
         self.threshold_ = np.array([threshold_from_normal(s, self.config.threshold_percentile)
-                                    for s in self.score_samples(normals)])
+                                    for s in (d["score"] for d in self._details(normals))])
         return self
 
     @contextlib.contextmanager
