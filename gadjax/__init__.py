@@ -19,26 +19,28 @@ enable_compilation_cache()  # compiled programs are reused across processes (GAD
 from gadjax import data, losses, metrics, optim, scores, timeseries  # noqa: E402
 from gadjax.losses import GAN_LOSSES, gradient_penalty  # noqa: E402
 from gadjax.models import (ALAD, DEDGAN, DETECTORS, EGBAD, MADGAN, ALADConfig, AnoGAN, AnoGANConfig, AnoGANResult,
-                           CBiGAN, CBiGANConfig, ConfigError, DEDGANConfig, Detector, DetectorConfig, EGBADConfig,
+                           CBiGAN, CBiGANConfig, ConfigError, DEDGANConfig, Detector, DetectorConfig, DetectorStack,
+                           EGBADConfig,
                            EnsembleConfig, FAnoGAN, FAnoGANConfig, GANDetector, GANEnsemble, GANomaly,
                            GANomalyConfig, JointEncoder, JointEncoderConfig, MADGANConfig, PlayerDetector,
                            SkipGANomaly, SkipGANomalyConfig, fanogan_scores, load, search_latent,
-                           search_latent_per_image)
+                           search_latent_per_image, train_stack)
 from gadjax.nets import NETS, NetSpec, PureNet, bind, build_nets, features_of
 from gadjax.parallel import DataParallel, initialize_distributed
 from gadjax.train import (Checkpointer, GANConfig, GANTrainer, NonFiniteError, Player, PlayerTrainer, RunConfig,
-                          TrainState, train_loop)
+                          StackMemoryError, StackTrainer, TrainState, train_loop)
 from gadjax.train.encoder import EncoderConfig, EncoderTrainer
 
 __version__ = "0.2.0"
 
 __all__ = [
     "ALAD", "ALADConfig", "AnoGAN", "AnoGANConfig", "AnoGANResult", "CBiGAN", "CBiGANConfig", "Checkpointer",
-    "ConfigError", "DEDGAN", "DEDGANConfig", "DETECTORS", "DataParallel", "Detector", "DetectorConfig", "EGBAD",
+    "ConfigError", "DEDGAN", "DEDGANConfig", "DETECTORS", "DataParallel", "Detector", "DetectorConfig",
+    "DetectorStack", "EGBAD",
     "EGBADConfig", "EncoderConfig", "EncoderTrainer", "EnsembleConfig", "FAnoGAN", "FAnoGANConfig", "GANConfig", "GANDetector", "GANEnsemble",
     "GANTrainer", "GAN_LOSSES", "GANomaly", "GANomalyConfig", "JointEncoder", "JointEncoderConfig", "MADGAN",
     "MADGANConfig", "NETS", "NetSpec", "NonFiniteError", "Player", "PlayerDetector", "PlayerTrainer", "PureNet",
-    "RunConfig", "SkipGANomaly", "SkipGANomalyConfig", "TrainState", "bind", "build_nets", "data",
+    "RunConfig", "SkipGANomaly", "SkipGANomalyConfig", "StackMemoryError", "StackTrainer", "TrainState", "bind", "build_nets", "data",
     "fanogan_scores", "features_of", "gradient_penalty", "initialize_distributed", "load", "losses", "metrics",
-    "optim", "scores", "search_latent", "search_latent_per_image", "timeseries", "train_loop",
+    "optim", "scores", "search_latent", "search_latent_per_image", "timeseries", "train_loop", "train_stack",
 ]

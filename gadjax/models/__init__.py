@@ -19,6 +19,7 @@ from gadjax.models.ganomaly import GANomaly, GANomalyConfig, GANomalyTrainer, ga
 from gadjax.models.joint_encoder import JointEncoder, JointEncoderConfig, JointEncoderTrainer, joint_encoder_scores
 from gadjax.models.madgan import MADGAN, MADGANConfig, MADGANTrainer, madgan_scores
 from gadjax.models.persist import load
+from gadjax.models.stack import DetectorStack, anogan_stack_batch, stack_score_batch, train_stack
 from gadjax.models.skip_ganomaly import SkipGANomaly, SkipGANomalyConfig, SkipGANomalyTrainer, skip_ganomaly_scores
 
 # name -> detector class (each class's ``name`` is its key); tests/test_models.py and
@@ -40,11 +41,11 @@ DETECTORS = {cls.name: cls for cls in (
 __all__ = [
     "ALAD", "ALADConfig", "ALADTrainer", "AnoGAN", "AnoGANConfig", "AnoGANResult", "BiGANTrainer", "CBiGAN",
     "CBiGANConfig", "CBiGANTrainer", "ConfigError", "DEDGAN", "DEDGANConfig", "DEDGANTrainer", "DETECTORS",
-    "Detector", "DetectorConfig", "EGBAD", "EGBADConfig", "EnsembleConfig", "EnsembleTrainer", "FAnoGAN",
+    "Detector", "DetectorConfig", "DetectorStack", "EGBAD", "EGBADConfig", "EnsembleConfig", "EnsembleTrainer", "FAnoGAN",
     "FAnoGANConfig", "GANConfigFields", "GANDetector", "GANEnsemble", "GANomaly", "GANomalyConfig",
     "GANomalyTrainer", "JointEncoder", "JointEncoderConfig", "JointEncoderTrainer", "MADGAN", "MADGANConfig",
     "MADGANTrainer", "PlayerDetector", "SkipGANomaly", "SkipGANomalyConfig", "SkipGANomalyTrainer", "alad_scores",
-    "anogan_scores", "dedgan_scores", "egbad_scores", "ensemble_scores", "fanogan_scores", "ganomaly_scores",
+    "anogan_scores", "anogan_stack_batch", "dedgan_scores", "egbad_scores", "ensemble_scores", "fanogan_scores", "ganomaly_scores",
     "joint_encoder_scores", "load", "madgan_scores", "map_batches", "option", "score_batch", "search_latent",
-    "search_latent_per_image", "skip_ganomaly_scores",
+    "search_latent_per_image", "skip_ganomaly_scores", "stack_score_batch", "train_stack",
 ]
