@@ -1,19 +1,23 @@
 """BiGAN / EGBAD: the pair discriminator reads x AND z, two players train without
-recompiling, the G+E loss is D's with labels swapped, both score variants, config
-validation, the learning rate reaching both players, save / load, the detector API and a
-seeded quality check on real MNIST."""
+recompiling, the G+E loss is D's with labels swapped, G's BatchNorm averages move on the
+reconstruction pass, both score variants, the scoring weights (EMA or last iterate, also
+CBiGAN's and ALAD's), config validation, save / load, the detector API and a seeded quality
+check on real MNIST."""
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
 
+import gadjax
 from gadjax import data
 from gadjax.losses import bce_critic_loss
 from gadjax.metrics import roc_auc
-from gadjax.models.bigan import (EGBAD_NETS, NAME, EGBAD, EGBADConfig, discrimination_loss, egbad_score,
-                                 egbad_scores, generator_encoder_loss)
-from gadjax.nets import bind
+from gadjax.models.alad import ALAD, ALADConfig
+from gadjax.models.bigan import (EGBAD_NETS, NAME, EGBAD, BiGANTrainer, EGBADConfig, discrimination_loss,
+                                 egbad_score, egbad_scores, generator_encoder_loss)
+from gadjax.models.cbigan import CBiGAN
+from gadjax.nets import NetSpec, bind
 from gadjax.nets.bigan import DISCRIMINATORS, joint_discriminator
 from gadjax.scores import l1_residual
 from gadjax.train.ema import ema_params
@@ -45,6 +49,36 @@ def test_discriminator_reads_image_and_latent(kind):
         net.apply(params, stats, x, z1, train=True)
     with pytest.raises(ValueError, match=r"z of shape \(4, 8\)"):
         net(params, stats, x, z1[:, :5])
+
+
+def test_reconstruction_pass_moves_generator_batchnorm_statistics():
+    """As in the authors' training graph, G's BatchNorm averages move in the G+E update on
+    G(z) AND then on G(E(x)); checked by hand on G's first BatchNorm (momentum 0.9,
+    batch mean and biased variance over batch and space, per channel)."""
+    t = BiGANTrainer(NetSpec("dcgan", (16, 16, 1), z_dim=8, width=4, critic_norm="layer"), FAST)
+    state = t.init(jax.random.PRNGKey(0))
+    stats = jax.tree.map(lambda a: a + 0.5, state.stats)  # away from init, so both updates show
+    x = jnp.asarray(data.to_float(squares(8), "tanh"))
+    key = jax.random.PRNGKey(1)
+    _, (new_stats, _) = jax.jit(t._generator_encoder_loss)(state.params, stats, x, key)
+    # The prior code z and E(x) that this update's passes see (its key split).
+    p = t._pairs(state.params, stats, x, jax.random.split(key)[0], detach=False)
+    proj, channels = state.params["generator"]["project"], stats["generator"]["project_norm"]["mean"].shape[0]
+
+    def batch_stats(z):
+        h = (z @ proj["kernel"][...] + proj["bias"][...]).reshape(-1, channels)  # (B * H0 * W0, C)
+        return h.mean(0), h.var(0)
+
+    (mu_z, var_z), (mu_e, var_e) = batch_stats(p.z), batch_stats(p.z_enc)
+    m0, v0 = stats["generator"]["project_norm"]["mean"][...], stats["generator"]["project_norm"]["var"][...]
+    prior_only = 0.9 * m0 + 0.1 * mu_z
+    new = new_stats["generator"]["project_norm"]
+    np.testing.assert_allclose(new["mean"][...], 0.9 * prior_only + 0.1 * mu_e, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(new["var"][...], 0.9 * (0.9 * v0 + 0.1 * var_z) + 0.1 * var_e, rtol=1e-4, atol=1e-6)
+    assert not np.allclose(new["mean"][...], prior_only, rtol=1e-3)  # what the prior pass alone gives
+    # D's update leaves G's (and E's) averages alone.
+    _, (d_stats, _) = jax.jit(t._discriminator_loss)(state.params, stats, x, key)
+    assert set(d_stats) == {"discriminator"}
 
 
 def test_generator_encoder_loss_swaps_the_labels():
@@ -103,7 +137,8 @@ def test_score_variants_match_their_definitions():
     (dict(method="l2"), "method"), (dict(dropout=1.0), "dropout"), (dict(discriminator="mlp"), "discrim"),
     (dict(learning_rate=0.0), "learning_rate"), (dict(prior="cauchy"), "prior"), (dict(beta1=1.0), "beta1"),
     (dict(ema_decay=1.0), "ema_decay"), (dict(z_dim="8"), "z_dim"), (dict(hidden=2.5), "hidden"),
-    (dict(critic_norm="group"), "critic_norm"), (dict(net="lstm"), "net"), (dict(lr=1e-3), "lr")])
+    (dict(critic_norm="group"), "critic_norm"), (dict(net="lstm"), "net"), (dict(lr=1e-3), "lr"),
+    (dict(weights="average"), "weights"), (dict(weights="ema", ema_decay=None), "weights")])
 def test_bad_settings_raise_at_construction(kwargs, match):
     with pytest.raises(ValueError, match=match):
         EGBAD(**kwargs)
@@ -117,10 +152,15 @@ def test_defaults_are_the_papers():
     assert (cfg.alpha, cfg.method, cfg.discriminator, cfg.critic_norm) == (0.9, "feature-matching", "concat", "batch")
     assert EGBAD().net_spec((28, 28, 1)) == EGBAD_NETS
     assert EGBAD().net_spec((6,)).family == "mlp"
-    assert set(EGBADConfig.training_fields()).isdisjoint({"alpha", "method", "steps"})
+    assert set(EGBADConfig.training_fields()).isdisjoint({"alpha", "method", "steps", "weights"})
+    # Scoring weights unset: the average whenever ema_decay keeps one (the authors' EMA).
+    assert cfg.weights is None and cfg.scoring_weights == "ema"
+    assert EGBADConfig(ema_decay=None).scoring_weights == "last"
+    assert cfg.replace(weights="last").scoring_weights == "last"
+    assert ALADConfig().scoring_weights == "ema" and "weights" not in ALADConfig.training_fields()
 
 
-def test_detector_fits_scores_and_maps_with_both_methods(fitted):
+def test_detector_fits_scores_and_maps_with_both_methods(fitted, tmp_path):
     assert NAME == "egbad"
     det, x = fitted
     fm = det.score_samples(x)
@@ -135,20 +175,57 @@ def test_detector_fits_scores_and_maps_with_both_methods(fitted):
         det.config = config.replace(method="cross-entropy")  # score-only: no retraining
         ce = det.score_samples(x)
         assert np.isfinite(ce).all() and not np.allclose(ce, fm)
-        # The detector is a thin wrapper around the pure scorer, fed the EMA weights.
+        # The detector is a thin wrapper around the pure scorer, fed the weights that
+        # ``weights`` picks (score-only): the last iterate, or the average kept in the
+        # players' optimiser states; BatchNorm averages either way.
         t, s = det.trainer_, det.state
         ema = {n: ema_params(s.opt[p])[n] for n, p in [("generator", "generator_encoder"),
                                                         ("encoder", "generator_encoder"),
                                                         ("discriminator", "discriminator")]}
         xf = jnp.asarray(data.to_float(x[:8], "tanh"))
         pure = egbad_scores({n: bind(t.nets[n], ema[n], s.stats[n]) for n in ema}, xf, det.config)
-        np.testing.assert_allclose(pure["score"], ce[:8], rtol=1e-5)  # scored with the EMA weights
+        np.testing.assert_allclose(pure["score"], ce[:8], rtol=1e-5)  # the default: the EMA weights
+        det.config = det.config.replace(weights="last")
+        ce_last = det.score_samples(x)
         last = egbad_scores({n: bind(t.nets[n], s.params[n], s.stats[n]) for n in ema}, xf, det.config)
-        assert not np.allclose(last["score"], ce[:8], rtol=1e-5)
+        np.testing.assert_allclose(last["score"], ce_last[:8], rtol=1e-5)
+        assert not np.allclose(ce_last, ce, rtol=1e-5)
+        # Saved and loaded, the choice and both weight sets are kept: the same scores, bit for bit.
+        det.save(tmp_path / "last")
+        loaded = gadjax.load(tmp_path / "last")
+        assert loaded.config.weights == "last" and loaded.config == det.config
+        np.testing.assert_array_equal(loaded.score_samples(x), ce_last)
+        loaded.config = loaded.config.replace(weights="ema")
+        np.testing.assert_array_equal(loaded.score_samples(x), ce)
         with pytest.raises(ValueError, match="alpha"):
             det.config.replace(alpha=2.0)
     finally:
         det.config = config
+
+
+@pytest.mark.parametrize("cls", [EGBAD, CBiGAN, ALAD])
+def test_weights_choose_the_last_iterate_or_the_average(cls):
+    """The BiGAN family binds the scoring nets to ``state.params`` (``'last'``) or to the
+    average in the optimiser states (``'ema'``, also when unset); no training needed: a
+    state whose parameters moved away from the average it keeps shows which one is used."""
+    det = cls(z_dim=8, width=4, critic_norm="layer", progress=False)
+    det.build((16, 16, 1))
+    t = det.trainer("model")
+    state = t.init(jax.random.PRNGKey(0))  # the average starts at the initial weights
+    moved = state.replace(params=jax.tree.map(lambda a: a + 1.0, state.params))
+    owner = {n: p.name for p in t.players for n in p.nets}
+    for weights in (None, "last", "ema"):
+        det.config = det.config.replace(weights=weights)
+        nets = det.nets_of(moved)
+        assert set(nets) == set(cls.score_nets)
+        for name, bound in nets.items():
+            want = moved.params[name] if weights == "last" else ema_params(moved.opt[owner[name]])[name]
+            for a, b in zip(jax.tree.leaves(bound), jax.tree.leaves((want, moved.stats[name]))):
+                np.testing.assert_array_equal(a, b)
+    no_average = cls(z_dim=8, width=4, ema_decay=None, progress=False)  # no average kept
+    assert no_average.config.scoring_weights == "last"
+    with pytest.raises(ValueError, match="ema_decay"):
+        no_average.config.replace(weights="ema")
 
 
 def test_thesis_nets_build_and_step():

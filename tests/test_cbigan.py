@@ -39,12 +39,16 @@ def test_generator_encoder_loss_is_bigan_plus_weighted_cycles():
         np.testing.assert_array_equal(a, b)
     x = jnp.asarray(data.to_float(squares(8), "tanh"))
     key = jax.random.PRNGKey(1)
-    base, (_, m_base) = jax.jit(bigan._generator_encoder_loss)(state.params, state.stats, x, key)
+    base, (base_stats, m_base) = jax.jit(bigan._generator_encoder_loss)(state.params, state.stats, x, key)
     loss, (new_stats, m) = jax.jit(cbigan._generator_encoder_loss)(state.params, state.stats, x, key)
     np.testing.assert_allclose(m["adversarial_loss"], base, rtol=1e-6)
     assert float(m["image_consistency"]) > 0 and float(m["latent_consistency"]) > 0
     np.testing.assert_allclose(loss, base + 2.0 * m["image_consistency"] + 0.5 * m["latent_consistency"], rtol=1e-5)
     assert set(new_stats) == {"generator", "encoder"}  # D's statistics move only in D's update
+    # The image cycle IS BiGAN's reconstruction pass: G's BatchNorm averages move on G(z)
+    # and G(E(x)) once each, exactly as BiGAN's (test_bigan checks those by hand).
+    for a, b in zip(jax.tree.leaves(new_stats["generator"]), jax.tree.leaves(base_stats["generator"])):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
 
 
 @pytest.fixture(scope="module")
@@ -95,7 +99,7 @@ def test_detector_fits_scores_and_maps(pair):
         assert np.isfinite(ce).all() and not np.allclose(ce, scores)
     finally:
         det.config = config
-    # CBiGAN scores with EGBAD's pure scorer, on the EMA weights.
+    # CBiGAN scores with EGBAD's pure scorer, on the weights ``weights`` picks (the EMA).
     assert CBiGAN.score_fn is egbad_scores
     np.testing.assert_allclose(egbad_scores(det.scoring_nets(), jnp.asarray(data.to_float(x[:8], "tanh")),
                                             det.config)["score"], scores[:8], rtol=1e-5)

@@ -18,7 +18,8 @@ The anomaly score compares D_xx's last hidden layer on (x, x) and on (x, G(E(x))
 with the paper's other variants selectable: "features_l2", "logits" (-log D_xx(x, G(E(x))),
 i.e. BCE of the fake-pair logit against 'real'), and the image residuals "l1" / "l2".
 The authors score with an exponential moving average (0.999) of the weights; ``ema_decay``
-does the same (with a warm-up, see ``track_ema``; kept in the optimiser state).
+does the same (with a warm-up, see ``track_ema``; kept in the optimiser state), and
+``weights='last'`` scores the last iterate instead (score-only, as EGBAD's).
 
     det = ALAD(learning_rate=1e-3, steps=1000, score="features").fit(x_normal, x_val)
     det.score_samples(x_test)
@@ -34,8 +35,9 @@ import jax.numpy as jnp
 from gadjax import optim
 from gadjax.losses import bce_critic_loss
 from gadjax.models.base import PlayerDetector
+from gadjax.models.bigan import WEIGHTS, check_weights, resolve_weights, scoring_params
 from gadjax.models.config import DetectorConfig, option
-from gadjax.nets import NetSpec, build_nets
+from gadjax.nets import NetSpec, bind, build_nets
 from gadjax.nets.alad import build_discriminators
 from gadjax.nets.dcgan import NORMS
 from gadjax.scores import feature_l1, l1_residual
@@ -112,8 +114,10 @@ class ALADConfig(DetectorConfig):
       dropout: in the discriminators (0.2).
       spectral_norm, latent_cycle: spectral norm in the discriminators and D_zz (both on;
         the paper ablates each).
-      ema_decay: scoring uses an exponential moving average of the weights (0.999, the
-        authors'); None scores the last iterate.
+      ema_decay: decay of the exponential moving average of the weights that training keeps
+        (0.999, the authors'); None keeps none.
+      weights: scoring weights (score-only), ``'ema'`` (that average) or ``'last'`` (the
+        last iterate); None: ``'ema'`` when ``ema_decay`` is set, else ``'last'``.
       score: the anomaly score, one of ``SCORES`` (``'features'``, the paper's best).
     """
 
@@ -124,11 +128,21 @@ class ALADConfig(DetectorConfig):
     dropout: float = option(0.2, ge=0, lt=1)
     spectral_norm: bool = option(True)
     latent_cycle: bool = option(True, doc="train D_zz (the latent cycle)")
-    ema_decay: float | None = option(0.999, gt=0, lt=1, doc="weight average used for scoring; None: last iterate")
+    ema_decay: float | None = option(0.999, gt=0, lt=1, doc="decay of the weight average kept; None: none")
+    weights: str | None = option(None, choices=WEIGHTS, score=True,
+                                 doc="scoring weights, 'ema' average or 'last' iterate; None: 'ema' if ema_decay")
     score: str = option("features", choices=SCORES, score=True)
 
     # Images (DCGAN nets, the thesis nets at 28x28) and rows (the paper's KDD99 / Arrhythmia MLPs).
     families: ClassVar[tuple[str, ...]] = ("dcgan", "thesis", "mlp")
+
+    def check(self) -> None:
+        super().check()
+        check_weights(self)
+
+    @property
+    def scoring_weights(self) -> str:
+        return resolve_weights(self)
 
 
 def alad_scores(nets: dict, x: jax.Array, config: ALADConfig | None = None) -> dict:
@@ -218,8 +232,8 @@ class ALAD(PlayerDetector):
     Settings: ``ALADConfig`` (pass one, or its fields as keywords); the sample shape comes
     from the training data (images: DCGAN nets, rows (N, D): the paper's tabular nets).
     ``score`` is score-only: ``det.config = det.config.replace(score="l1")`` rescores
-    without retraining.  Scores use the EMA weights when ``ema_decay`` is set.  Other
-    arguments as ``Detector``.
+    without retraining, as does ``weights``: the EMA weights when ``ema_decay`` is set,
+    unless ``weights='last'``.  Other arguments as ``Detector``.
     """
 
     name = NAME
@@ -233,3 +247,8 @@ class ALAD(PlayerDetector):
 
     def build_trainer(self) -> ALADTrainer:
         return ALADTrainer(self.spec, self.config, parallel=self.parallel)
+
+    def nets_of(self, state) -> dict:
+        t = self.trainer("model")
+        return {n: bind(t.nets[n], *v)
+                for n, v in scoring_params(t, state, self.score_nets, self.config.scoring_weights).items()}

@@ -14,9 +14,9 @@ conditions weakly on the latent code.  Their fixes, both here:
 * a projection discriminator (``gadjax.nets.bigan.ProjectionDiscriminator``) in place
   of the concatenating one.
 
-Everything else is EGBAD's: the same players, BCE game, settings (``CBiGANConfig`` extends
-``EGBADConfig``) and anomaly score ``alpha * ||x - G(E(x))||_1 + (1 - alpha) * L_D``
-(``egbad_scores``, ``gadjax.models.bigan``).
+Everything else is EGBAD's: the same players, BCE game, BatchNorm updates, settings
+(``CBiGANConfig`` extends ``EGBADConfig``, scoring ``weights`` included) and anomaly score
+``alpha * ||x - G(E(x))||_1 + (1 - alpha) * L_D`` (``egbad_scores``, ``gadjax.models.bigan``).
 
     det = CBiGAN(learning_rate=2e-4, steps=800, latent_consistency=0.5).fit(x_normal, x_val)
 
@@ -79,19 +79,17 @@ class CBiGANTrainer(BiGANTrainer):
             raise TypeError(f"CBiGANTrainer needs a CBiGANConfig (consistency weights), got {type(config).__name__}")
         super().__init__(nets, config, parallel=parallel, unroll=unroll)
 
-    def _extra_loss(self, params, stats, x, pairs: Pairs, key):
+    def _extra_loss(self, params, stats, x, pairs: Pairs, x_rec, key):
         del key
         cfg = self.config
-        # Both cycles reuse the adversarial pass: E(x) and G(z) are already computed, in
-        # training mode, and their gradients reach both G and E.  G's BatchNorm running
-        # averages move on this pass too, so at inference they describe both of G's inputs
-        # (prior codes and encoded images), the ones scoring feeds it.
-        x_cycle, g_stats = self.generator.apply(params["generator"], stats["generator"], pairs.z_enc, train=True)
+        # Both cycles reuse the training-mode passes of the G+E update, whose gradients
+        # reach both G and E: the image cycle is BiGANTrainer's reconstruction pass
+        # G(E(x)) (which has already moved G's BatchNorm averages, as EGBAD's), the latent
+        # cycle runs E on G(z), moving E's averages too.
         z_cycle, e_stats = self.encoder.apply(params["encoder"], stats["encoder"], pairs.x_gen, train=True)
-        image, latent = consistency_losses(x, x_cycle, pairs.z, z_cycle)
+        image, latent = consistency_losses(x, x_rec, pairs.z, z_cycle)
         loss = cfg.image_consistency * image + cfg.latent_consistency * latent
-        return loss, {**stats, "generator": g_stats, "encoder": e_stats}, {"image_consistency": image,
-                                                                          "latent_consistency": latent}
+        return loss, {**stats, "encoder": e_stats}, {"image_consistency": image, "latent_consistency": latent}
 
 
 class CBiGAN(EGBAD):
