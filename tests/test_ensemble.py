@@ -1,6 +1,8 @@
 """GAN ensemble: stacked members, one random (generator, discriminator) pair per step,
 member-averaged scores computed by one vmap, the config that reads through to its base's,
 bad settings, --lr reaching every member's optimisers, and save / load."""
+import json
+
 import jax
 import numpy as np
 import pytest
@@ -135,6 +137,23 @@ def test_save_load_round_trip(fitted, tmp_path):
     a, b = det.score_details(x), loaded.score_details(x)
     for k in ("score", "member_scores"):
         np.testing.assert_array_equal(b[k], a[k])
+
+
+def test_an_ensemble_saved_before_latent_norm_loads_as_it_was_trained(fitted, tmp_path):
+    det, x = fitted
+    assert det.config.latent_norm and det.base.spec.latent_norm  # the joint encoder's default now
+    path = det.save(tmp_path / "old")
+    meta = json.loads((path / "detector.json").read_text())
+    for field in ("latent_norm", "latent_scale", "standardise"):
+        del meta["config"]["base_config"][field]
+    meta["extra"] = {}
+    (path / "detector.json").write_text(json.dumps(meta))
+    loaded = gadjax.load(path)
+    assert (loaded.config.latent_norm, loaded.config.latent_scale, loaded.config.standardise) == (False, 1.0, False)
+    assert not loaded.base.spec.latent_norm
+    # The members' generators were rebuilt without the normalisation: the same weights score otherwise.
+    old, new = loaded.score_samples(x), det.score_samples(x)
+    assert np.isfinite(old).all() and not np.allclose(old, new)
 
 
 ENSEMBLE_BASES = ("egbad", "alad", "ganomaly", "skip_ganomaly", "cbigan", "dedgan", "joint_encoder")

@@ -249,6 +249,19 @@ class GANEnsemble(PlayerDetector):
         # The base's own trainer: its nets bind the members' weights in ``nets_of``.
         return EnsembleTrainer(self.base.trainer("model"), self.config.members)
 
+    def fitted_extra(self) -> dict:
+        # 2: joint-encoder members know latent_norm (``joint_encoder.EXTRA_FORMAT``).
+        return {"format": 2}
+
+    def load_extra(self, extra: dict) -> None:
+        if extra.get("format", 1) < 2 and self.config.base == "joint_encoder":
+            # Saved before latent_norm existed: the members' generators had no latent
+            # normalisation and drew z from the plain prior; rebuild the nets to match.
+            self.config = self.config.replace(latent_norm=False, latent_scale=1.0, standardise=False)
+            self.__dict__.pop("_base", None)
+            self.trainers_ = {}
+            self.spec = self.net_spec(self.image_shape_)
+
     def nets_of(self, state) -> dict:
         """The base's scoring networks bound to the stacked weights of all members (the
         base's ``nets_of`` only selects and binds, so it works on the stacked state)."""
