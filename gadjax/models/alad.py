@@ -35,7 +35,7 @@ import jax.numpy as jnp
 from gadjax import optim
 from gadjax.losses import bce_critic_loss
 from gadjax.models.base import PlayerDetector
-from gadjax.models.bigan import WEIGHTS, check_weights, resolve_weights, scoring_params
+from gadjax.models.bigan import WEIGHTS, ScoringWeights, scoring_params
 from gadjax.models.config import DetectorConfig, option
 from gadjax.nets import NetSpec, bind, build_nets
 from gadjax.nets.alad import build_discriminators
@@ -102,7 +102,7 @@ def alad_score(x: jax.Array, x_rec: jax.Array, f_real: jax.Array, f_rec: jax.Arr
 
 
 @dataclasses.dataclass(frozen=True)
-class ALADConfig(DetectorConfig):
+class ALADConfig(ScoringWeights, DetectorConfig):
     """Every ALAD hyper-parameter, with the authors' defaults (fields of ``DetectorConfig``
     as documented there).
 
@@ -136,13 +136,6 @@ class ALADConfig(DetectorConfig):
     # Images (DCGAN nets, the thesis nets at 28x28) and rows (the paper's KDD99 / Arrhythmia MLPs).
     families: ClassVar[tuple[str, ...]] = ("dcgan", "thesis", "mlp")
 
-    def check(self) -> None:
-        super().check()
-        check_weights(self)
-
-    @property
-    def scoring_weights(self) -> str:
-        return resolve_weights(self)
 
 
 def alad_scores(nets: dict, x: jax.Array, config: ALADConfig | None = None) -> dict:

@@ -71,8 +71,35 @@ WEIGHTS = ("last", "ema")  # scoring weights: the last iterate or the weight ave
 EGBAD_NETS = NetSpec("dcgan", (28, 28, 1), z_dim=200, width=64, critic_norm="batch")
 
 
+class ScoringWeights:
+    """Config mixin of the detectors that score with a weight average (EGBAD, CBiGAN, ALAD):
+    their ``weights`` / ``ema_decay`` fields are checked together and resolved once."""
+
+    def check(self) -> None:
+        super().check()
+        check_weights(self)
+
+    @property
+    def scoring_weights(self) -> str:
+        return resolve_weights(self)
+
+
+def check_weights(config) -> None:
+    """``weights='ema'`` needs the average that ``ema_decay`` keeps (EGBAD, CBiGAN, ALAD)."""
+    if config.weights == "ema" and config.ema_decay is None:
+        raise ConfigError("weights", "weights='ema' scores with the weight average, which ema_decay=None does not "
+                                     "keep: set ema_decay (e.g. 0.999) or use weights='last'")
+
+
+def resolve_weights(config) -> str:
+    """``config.weights``, or unset: ``'ema'`` when ``config.ema_decay`` keeps an average."""
+    if config.weights is not None:
+        return config.weights
+    return "last" if config.ema_decay is None else "ema"
+
+
 @dataclasses.dataclass(frozen=True)
-class EGBADConfig(DetectorConfig):
+class EGBADConfig(ScoringWeights, DetectorConfig):
     """Every EGBAD hyper-parameter (fields of ``DetectorConfig`` as documented there).
 
     Defaults are the EGBAD authors' MNIST settings (their released code): they train for
@@ -116,27 +143,6 @@ class EGBADConfig(DetectorConfig):
     # (MLPs on feature rows); D's x-branch is a conv trunk for images, an MLP for rows.
     families: ClassVar[tuple[str, ...]] = ("dcgan", "thesis", "mlp")
 
-    def check(self) -> None:
-        super().check()
-        check_weights(self)
-
-    @property
-    def scoring_weights(self) -> str:
-        return resolve_weights(self)
-
-
-def check_weights(config) -> None:
-    """``weights='ema'`` needs the average that ``ema_decay`` keeps (EGBAD, CBiGAN, ALAD)."""
-    if config.weights == "ema" and config.ema_decay is None:
-        raise ConfigError("weights", "weights='ema' scores with the weight average, which ema_decay=None does not "
-                                     "keep: set ema_decay (e.g. 0.999) or use weights='last'")
-
-
-def resolve_weights(config) -> str:
-    """``config.weights``, or unset: ``'ema'`` when ``config.ema_decay`` keeps an average."""
-    if config.weights is not None:
-        return config.weights
-    return "last" if config.ema_decay is None else "ema"
 
 
 def scoring_params(trainer, state, names, weights: str) -> dict:

@@ -160,16 +160,22 @@ class GANomalyTrainer(PlayerTrainer):
         loss = cfg.w_adv * terms["adv_loss"] + cfg.w_con * terms["con_loss"] + cfg.w_enc * terms["enc_loss"]
         return loss, ({"generator": g_stats}, terms)
 
-    def _discriminator_loss(self, params, stats, x, key):
+    def _discriminator_passes(self, params, stats, x):
+        """D's BCE loss on real x and on the reconstructions, its metrics, new statistics and
+        the (real, fake) features (which Skip-GANomaly's D loss also uses)."""
         # Fakes from the just-updated G, in train mode like the reference's; G's statistics
         # were already updated once this step by its own player.
         x_hat, _ = self.reconstruct(params["generator"], stats["generator"], x, train=True)
         x_hat = jax.lax.stop_gradient(x_hat)
-        (l_real, _), d_stats = self.discriminator.apply(params["discriminator"], stats["discriminator"], x,
-                                                        train=True)
-        (l_fake, _), d_stats = self.discriminator.apply(params["discriminator"], d_stats, x_hat, train=True)
+        (l_real, f_real), d_stats = self.discriminator.apply(params["discriminator"], stats["discriminator"], x,
+                                                             train=True)
+        (l_fake, f_fake), d_stats = self.discriminator.apply(params["discriminator"], d_stats, x_hat, train=True)
         loss = self.d_loss_scale * bce_critic_loss(l_real, l_fake)
         metrics = {"d_real": jnp.mean(jax.nn.sigmoid(l_real)), "d_fake": jnp.mean(jax.nn.sigmoid(l_fake))}
+        return loss, metrics, d_stats, (f_real, f_fake)
+
+    def _discriminator_loss(self, params, stats, x, key):
+        loss, metrics, d_stats, _ = self._discriminator_passes(params, stats, x)
         return loss, ({"discriminator": d_stats}, metrics)
 
     def _step(self, state: TrainState, batches: jax.Array):

@@ -50,7 +50,7 @@ from typing import ClassVar
 import jax
 import jax.numpy as jnp
 
-from gadjax.losses import bce_critic_loss, bce_generator_loss
+from gadjax.losses import bce_generator_loss
 from gadjax.models.base import PlayerDetector
 from gadjax.models.config import DetectorConfig, option
 from gadjax.models.ganomaly import GANomalyTrainer, contextual_loss, feature_matching_loss
@@ -173,13 +173,7 @@ class SkipGANomalyTrainer(GANomalyTrainer):
 
     def _discriminator_loss(self, params, stats, x, key):
         # GANomaly's D loss (same passes, same fakes), plus the reference code's latent term.
-        x_hat, _ = self.reconstruct(params["generator"], stats["generator"], x, train=True)
-        x_hat = jax.lax.stop_gradient(x_hat)
-        (l_real, f_real), d_stats = self.discriminator.apply(params["discriminator"], stats["discriminator"], x,
-                                                             train=True)
-        (l_fake, f_fake), d_stats = self.discriminator.apply(params["discriminator"], d_stats, x_hat, train=True)
-        loss = self.d_loss_scale * bce_critic_loss(l_real, l_fake)
-        metrics = {"d_real": jnp.mean(jax.nn.sigmoid(l_real)), "d_fake": jnp.mean(jax.nn.sigmoid(l_fake))}
+        loss, metrics, d_stats, (f_real, f_fake) = self._discriminator_passes(params, stats, x)
         if self.config.d_latent:
             metrics["d_lat_loss"] = feature_matching_loss(f_real, f_fake, "paired")
             loss = loss + self.config.w_lat * metrics["d_lat_loss"]
