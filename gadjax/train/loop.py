@@ -77,40 +77,62 @@ def train_loop(trainer, x_train: np.ndarray, run: RunConfig,
     if trainer.parallel is not None:
         trainer.parallel.check_batch(run.batch_size)
     sampler = BatchSampler(len(x_train), run.batch_size, run.seed)
+
+    def nonfinite(done, finite, host, last):
+        return (f"non-finite loss or parameters at step {done} ({host}); "
+                f"last good checkpoint: {last}. Lower the learning rate or check the data.")
+
+    state, final = run_steps(trainer, jax.random.PRNGKey(run.seed), lambda step, k: x_train[sampler.batches(step, k)],
+                             run, images_per_step=run.batch_size * trainer.batches_per_step, nonfinite=nonfinite,
+                             on_sample=on_sample)
+    return state, {k: float(v) for k, v in final.items()}
+
+
+def run_steps(trainer, key, batches_at: Callable[[int, int], np.ndarray], run: RunConfig, *, images_per_step: int,
+              nonfinite: Callable[..., str], on_sample=None, default_label: str = "train"):
+    """The loop itself, shared by ``train_loop`` and ``gadjax.train.stack.train_stack_loop``:
+    resume from ``run.out_dir/checkpoints`` or ``trainer.init(key)``, then every step
+    ``trainer.step`` on ``batches_at(step, batches_per_step)``; at log points the
+    non-finite check (``nonfinite(done, finite, host, last_checkpoint)`` words the error),
+    ``metrics.jsonl``, the progress bar (means over a stack's models) and checkpoints.
+    ``state.step`` may carry a model axis (every model steps together).  Returns
+    ``(state, {metric: numpy array})`` of the last step."""
     out = pathlib.Path(run.out_dir) if run.out_dir else None
     ckpt = Checkpointer(out / "checkpoints", run.keep_checkpoints) if out else None
     log = MetricsLog(out / "metrics.jsonl" if out else None)
 
-    key = jax.random.PRNGKey(run.seed)
+    def step_of(state) -> int:
+        return int(np.ravel(jax.device_get(state.step))[0])
+
     state = None
     if ckpt is not None and ckpt.latest_step() is not None:
         state, _ = ckpt.restore(jax.eval_shape(trainer.init, key))
-        log.truncate_after(int(state.step))
+        log.truncate_after(step_of(state))
         if run.progress and jax.process_index() == 0:
-            print(f"{run.label or 'train'}: resuming from step {int(state.step)} ({ckpt.directory})",
+            print(f"{run.label or default_label}: resuming from step {step_of(state)} ({ckpt.directory})",
                   file=sys.stderr)
     if state is None:
         state = trainer.init(key)
-    start = int(state.step)
+    start = step_of(state)
 
     progress = Progress(run.steps, start, enabled=run.progress, label=run.label)
     metrics, t_last, step_last = None, time.perf_counter(), start
     for step in range(start, run.steps):
-        batch = x_train[sampler.batches(step, trainer.batches_per_step)]
-        state, metrics = trainer.step(state, trainer.put_batches(batch))
+        state, metrics = trainer.step(state, trainer.put_batches(batches_at(step, trainer.batches_per_step)))
         done = step + 1
         is_last = done == run.steps
         if done % run.log_every == 0 or is_last or (ckpt and done % run.checkpoint_every == 0):
-            host = {k: float(v) for k, v in jax.device_get(metrics).items()}
-            if not host.pop("finite"):
+            host = {k: np.asarray(v) for k, v in jax.device_get(metrics).items()}
+            finite = host.pop("finite")
+            values = {k: v.tolist() for k, v in host.items()}  # floats, or one per model of a stack
+            if not finite.all():
                 last = ckpt.latest_step() if ckpt else None
-                raise NonFiniteError(f"non-finite loss or parameters at step {done} ({host}); "
-                                     f"last good checkpoint: {last}. Lower the learning rate or check the data.")
+                raise NonFiniteError(nonfinite(done, finite, values, last))
             now = time.perf_counter()
-            host["images_per_second"] = (done - step_last) * run.batch_size * trainer.batches_per_step / (now - t_last)
+            rate = (done - step_last) * images_per_step / (now - t_last)
             t_last, step_last = now, done
-            log.write({"step": done, **host})
-            progress.update(done, {k: v for k, v in host.items() if k != "images_per_second"})
+            log.write({"step": done, **values, "images_per_second": rate})
+            progress.update(done, {k: float(v.mean()) for k, v in host.items()})
             if ckpt and (done % run.checkpoint_every == 0 or is_last):
                 ckpt.save(done, state)
         if on_sample is not None and (done % run.sample_every == 0 or is_last):
@@ -118,5 +140,5 @@ def train_loop(trainer, x_train: np.ndarray, run: RunConfig,
     progress.close()
     if ckpt:
         ckpt.close()
-    final = {k: float(v) for k, v in jax.device_get(metrics).items() if k != "finite"} if metrics else {}
+    final = {k: np.asarray(v) for k, v in jax.device_get(metrics).items() if k != "finite"} if metrics else {}
     return state, final

@@ -15,9 +15,6 @@ see the same batches and the same noise, and a resumed stack repeats bit-exactly
 """
 from __future__ import annotations
 
-import pathlib
-import sys
-import time
 from typing import Sequence
 
 import jax
@@ -26,10 +23,8 @@ import numpy as np
 
 from gadjax.data.transforms import BatchSampler, check_samples
 from gadjax.parallel import jit_step
-from gadjax.train.checkpoint import Checkpointer
-from gadjax.train.loop import NonFiniteError, RunConfig, check_range
+from gadjax.train.loop import RunConfig, check_range, run_steps
 from gadjax.train.players import PlayerTrainer, TrainState
-from gadjax.train.runlog import MetricsLog, Progress
 
 
 class StackMemoryError(MemoryError):
@@ -147,48 +142,14 @@ def train_stack_loop(trainer: StackTrainer, xs: Sequence[np.ndarray], seeds: Seq
     samplers = [BatchSampler(len(x), run.batch_size, s) for x, s in zip(data, seeds)]
     if memory_limit is not False:
         trainer.check_memory(run.batch_size, memory_limit)
-    out = pathlib.Path(run.out_dir) if run.out_dir else None
-    ckpt = Checkpointer(out / "checkpoints", run.keep_checkpoints) if out else None
-    log = MetricsLog(out / "metrics.jsonl" if out else None)
 
-    keys = seed_keys(seeds)
-    state = None
-    if ckpt is not None and ckpt.latest_step() is not None:
-        state, _ = ckpt.restore(jax.eval_shape(trainer.init, keys))
-        log.truncate_after(int(state.step[0]))
-        if run.progress and jax.process_index() == 0:
-            print(f"{run.label or 'stack'}: resuming from step {int(state.step[0])} ({ckpt.directory})",
-                  file=sys.stderr)
-    if state is None:
-        state = trainer.init(keys)
-    start = int(state.step[0])  # every model steps together
+    def batches_at(step, k):
+        return np.stack([x[s.batches(step, k)] for x, s in zip(data, samplers)])
 
-    k = trainer.batches_per_step
-    progress = Progress(run.steps, start, enabled=run.progress, label=run.label)
-    metrics, t_last, step_last = None, time.perf_counter(), start
-    for step in range(start, run.steps):
-        batches = np.stack([x[s.batches(step, k)] for x, s in zip(data, samplers)])
-        state, metrics = trainer.step(state, trainer.put_batches(batches))
-        done = step + 1
-        is_last = done == run.steps
-        if done % run.log_every == 0 or is_last or (ckpt and done % run.checkpoint_every == 0):
-            host = {name: np.asarray(v) for name, v in jax.device_get(metrics).items()}
-            finite = host.pop("finite")
-            if not finite.all():
-                last = ckpt.latest_step() if ckpt else None
-                raise NonFiniteError(f"non-finite loss or parameters at step {done} in models "
-                                     f"{np.flatnonzero(~finite).tolist()} (seeds "
-                                     f"{[seeds[i] for i in np.flatnonzero(~finite)]}); last good checkpoint: "
-                                     f"{last}. Lower the learning rate or check the data.")
-            now = time.perf_counter()
-            rate = (done - step_last) * run.batch_size * k * m / (now - t_last)
-            t_last, step_last = now, done
-            log.write({"step": done, **{name: v.tolist() for name, v in host.items()}, "images_per_second": rate})
-            progress.update(done, {name: float(v.mean()) for name, v in host.items()})
-            if ckpt and (done % run.checkpoint_every == 0 or is_last):
-                ckpt.save(done, state)
-    progress.close()
-    if ckpt:
-        ckpt.close()
-    final = {name: np.asarray(v) for name, v in jax.device_get(metrics).items() if name != "finite"} if metrics else {}
-    return state, final
+    def nonfinite(done, finite, host, last):
+        bad = np.flatnonzero(~finite)
+        return (f"non-finite loss or parameters at step {done} in models {bad.tolist()} (seeds "
+                f"{[seeds[i] for i in bad]}); last good checkpoint: {last}. Lower the learning rate or check the data.")
+
+    return run_steps(trainer, seed_keys(seeds), batches_at, run, images_per_step=run.batch_size *
+                     trainer.batches_per_step * m, nonfinite=nonfinite, default_label="stack")
