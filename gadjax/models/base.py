@@ -189,11 +189,17 @@ class Detector:
         self._check_fit_args(**kwargs)
         with self._output(x):
             self._fit(x, **kwargs)
+            self._calibrate(normal)
             bar = progress_callback(len(normal), "threshold", enabled=self.run_options["progress"])
             self.threshold_ = float(threshold_from_normal(self._scores(normal, bar), self.config.threshold_percentile))
             if self.out_dir is not None and jax.process_index() == 0:
                 self.save(self.out_dir / "detector", overwrite=True)
         return self
+
+    def _calibrate(self, normal: np.ndarray) -> None:
+        """After training, before ``threshold_``: fit score-side statistics on the prepared
+        normal data (``x_val``, else the training data).  Most detectors have none."""
+        del normal
 
     def _check_fit_args(self, **kwargs) -> None:
         if kwargs:

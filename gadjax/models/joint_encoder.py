@@ -201,21 +201,9 @@ class JointEncoder(PlayerDetector):
         encoder_lr = cfg.rate("encoder", gan.objective().learning_rate)
         return JointEncoderTrainer(gan, encoder_lr, parallel=self.parallel, latent_scale=cfg.latent_scale)
 
-    def fit(self, x, x_val=None, *, input_range=None, **kwargs):
-        """``Detector.fit``; after training, the score statistics are set from the raw
-        terms of ``x_val`` (held-out normals) or, without it, of ``x``, and ``threshold_``
-        is fixed with the score they standardise.  Returns self."""
-        # Detector.fit prepares x_val only for the threshold, after _fit: keep it for the statistics.
-        self._normal = (x_val, input_range)
-        try:
-            return super().fit(x, x_val, input_range=input_range, **kwargs)
-        finally:
-            del self._normal
-
-    def _fit(self, x) -> None:
-        super()._fit(x)
-        x_val, input_range = getattr(self, "_normal", (None, None))
-        normal = x if x_val is None else self._prepare(x_val, "x_val", input_range)
+    def _calibrate(self, normal) -> None:
+        # The raw terms' statistics on the normal data, so that the threshold (fixed next,
+        # on the same data) and every later score use the standardised score.
         self.config = self.config.replace(**score_statistics(self._details(normal)))
 
     def fitted_extra(self) -> dict:
