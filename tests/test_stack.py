@@ -127,3 +127,61 @@ def test_resume_is_bit_exact_and_step_traced_once(tmp_path):
     with pytest.raises(StackMemoryError, match="at most 1 models fit"):
         trainer.check_memory(8, limit_bytes=int(need * 0.6))
     assert trainer.check_memory(8, limit_bytes=need * 2) == need
+
+
+@pytest.mark.parametrize("shard, devices", [("model", 2), ("batch", 8)])
+def test_sharded_stack_step_equals_one_device(float64, shard, devices):
+    """shard='model' (each device whole models) and 'batch' (each model's batch split; BatchNorm
+    over the global batch) compute the one-device step: float64 to rounding."""
+    from gadjax.parallel import DataParallel
+    assert jax.device_count() == 8, "conftest sets 8 fake CPU devices"
+    cfg = GANConfig(NetSpec("dcgan", (16, 16, 1), z_dim=8, width=4, generator_norm="batch"), "lsgan", n_critic=2)
+    mesh = DataParallel.create(jax.devices()[:devices])
+    one, sharded = StackTrainer(GANTrainer(cfg), 2), StackTrainer(GANTrainer(cfg), 2, shard=shard, parallel=mesh)
+    keys = jnp.stack([jax.random.PRNGKey(s) for s in (0, 5)])
+    s_one, s_sh = one.init(keys), sharded.init(keys)
+    leaf = jax.tree.leaves(s_sh.params)[0]
+    assert len(leaf.sharding.device_set) == devices
+    assert leaf.addressable_shards[0].data.shape[0] == (1 if shard == "model" else 2)
+    xs = np.stack([data.to_float(x, "tanh")[:16].reshape(2, 8, 16, 16, 1) for x in _datasets()[:2]])
+    xs = xs.astype(np.float64)
+    for _ in range(2):
+        s_one, m_one = one.step(s_one, one.put_batches(xs))
+        batches = sharded.put_batches(xs)
+        assert batches.addressable_shards[0].data.shape[:3] == ((1, 2, 8) if shard == "model" else (2, 2, 1))
+        s_sh, m_sh = sharded.step(s_sh, batches)
+    _assert_trees_close(s_one, s_sh)  # atol: the conv bias before BatchNorm (see _assert_trees_close)
+    np.testing.assert_allclose(np.asarray(m_one["critic_loss"]), np.asarray(m_sh["critic_loss"]), rtol=1e-9)
+
+
+def test_sharded_stack_rejects_indivisible_splits():
+    from gadjax.parallel import DataParallel
+    base = GANTrainer(GANConfig(NetSpec("dcgan", (16, 16, 1), z_dim=8, width=4), "lsgan", n_critic=1))
+    mesh = DataParallel.create(jax.devices()[:2])
+    with pytest.raises(ValueError, match="3 models over 2 devices"):
+        StackTrainer(base, 3, shard="model", parallel=mesh)
+    with pytest.raises(ValueError, match="batch of 7 over 2 devices"):
+        StackTrainer(base, 2, shard="batch", parallel=mesh).check_batch(7)
+    with pytest.raises(ValueError, match="shard must be one of"):
+        StackTrainer(base, 2, shard="models")
+
+
+def test_stacked_joint_encoder_calibrates_each_model_like_a_lone_fit(float64):
+    """The joint encoder's score statistics are per model (Detector.calibration): one vmapped
+    pass, then each model's standardised score under its own statistics."""
+    from gadjax.models import JointEncoder
+    from gadjax.models.joint_encoder import STAT_FIELDS as STATS
+    xs, x_test = _datasets()[:2], squares(6, seed=9)
+    opts = dict(GAN, latent_norm=False)
+    stack = train_stack("joint_encoder", xs, SEEDS[:2], x_vals=[x[:8] for x in xs], progress=False, **opts)
+    assert stack.config.score_stats is None  # the shared config stays uncalibrated
+    scores = stack.score_samples(x_test)
+    lone = JointEncoder(progress=False, seed=SEEDS[1], **opts).fit(xs[1], x_val=xs[1][:8])
+    assert lone.config.score_stats is not None
+    assert stack.configs_[1].replace(**dict(zip(STATS, lone.config.score_stats))) == lone.config
+    np.testing.assert_allclose(stack.configs_[1].score_stats, lone.config.score_stats, rtol=1e-9)
+    np.testing.assert_allclose(scores[1], lone.score_samples(x_test), rtol=1e-7)
+    np.testing.assert_allclose(stack.threshold_[1], lone.threshold_, rtol=1e-7)
+    assert stack.detector(1).config == stack.configs_[1]
+    again = DetectorStack.from_detectors([stack.detector(0), stack.detector(1)])
+    np.testing.assert_allclose(again.score_samples(x_test), scores, rtol=1e-12)

@@ -197,9 +197,27 @@ class Detector:
         return self
 
     def _calibrate(self, normal: np.ndarray) -> None:
-        """After training, before ``threshold_``: fit score-side statistics on the prepared
-        normal data (``x_val``, else the training data).  Most detectors have none."""
-        del normal
+        """After training, before ``threshold_``: fit score-side config fields on the prepared
+        normal data (``x_val``, else the training data); see ``calibration``."""
+        if type(self).calibration is not Detector.calibration:  # most have none: skip the scoring pass
+            self.config = self.config.replace(**self.calibration(self._details(normal)))
+
+    CALIBRATION_FIELDS: tuple[str, ...] = ()  # config fields ``calibration`` sets
+
+    @classmethod
+    def calibration(cls, details: dict) -> dict:
+        """Score-side config fields fitted on a fitted model's scorer outputs for normal data
+        (scored before calibration); ``{}`` for most detectors.  With ``rescore`` it lets a
+        ``DetectorStack`` calibrate each model from one vmapped scoring pass."""
+        del details
+        return {}
+
+    @classmethod
+    def rescore(cls, details: dict, config) -> np.ndarray:
+        """``details['score']`` as a model calibrated to ``config`` would give it, from the
+        outputs of its scorer under the uncalibrated config (the identity for most)."""
+        del config
+        return details["score"]
 
     def _check_fit_args(self, **kwargs) -> None:
         if kwargs:

@@ -201,10 +201,20 @@ class JointEncoder(PlayerDetector):
         encoder_lr = cfg.rate("encoder", gan.objective().learning_rate)
         return JointEncoderTrainer(gan, encoder_lr, parallel=self.parallel, latent_scale=cfg.latent_scale)
 
-    def _calibrate(self, normal) -> None:
+    CALIBRATION_FIELDS = STAT_FIELDS
+
+    @classmethod
+    def calibration(cls, details: dict) -> dict:
         # The raw terms' statistics on the normal data, so that the threshold (fixed next,
         # on the same data) and every later score use the standardised score.
-        self.config = self.config.replace(**score_statistics(self._details(normal)))
+        return score_statistics(details)
+
+    @classmethod
+    def rescore(cls, details: dict, config) -> np.ndarray:
+        stats = config.score_stats
+        if not config.standardise or stats is None:
+            return details["score"]
+        return np.asarray(standardised_berg_score(details["residual"], details["origin"], stats, config.lam))
 
     def fitted_extra(self) -> dict:
         return {"format": EXTRA_FORMAT}

@@ -10,7 +10,10 @@ Model i is the detector ``cls(config.replace(seed=seeds[i]))`` fitted alone on `
 every phase is trained by a ``StackTrainer`` (``vmap`` of the lone trainer's step, see
 ``gadjax.train.stack``) and scoring is the detector's pure scorer ``vmap``-ed over the
 model axis, so stacked and lone results agree up to float rounding (exactly, where XLA
-computes the batched convolutions in the same order).
+computes the batched convolutions in the same order).  A detector with score-side
+statistics (``Detector.calibration``: the joint encoder's) is scored under the shared,
+uncalibrated config in one program, then each model's score is recomputed from those
+outputs under its own calibrated config (``Detector.rescore``), as a lone fit would.
 """
 from __future__ import annotations
 
@@ -76,12 +79,14 @@ class DetectorStack:
       config, **hyper: the shared config (as ``Detector``); taken from ``detector`` when
         it is an instance.
       out_dir: checkpoints and metrics per phase (``out_dir/<phase>/``); refitting resumes.
-      memory_limit: bytes a step may use (None: the device's limit; False: unchecked).
+      memory_limit: bytes a step may use per device (None: the device's limit; False: unchecked).
+      shard: None, ``"model"`` or ``"batch"``: train over all local devices, splitting the
+        model axis or each model's batch (``gadjax.train.stack``); same results.
     """
 
     def __init__(self, detector, seeds: Sequence[int], config=None, *, out_dir=None, progress: bool = True,
                  log_every: int = 50, checkpoint_every: int = 500, keep_checkpoints: int = 3,
-                 memory_limit: int | bool | None = None, **hyper):
+                 memory_limit: int | bool | None = None, shard: str | None = None, **hyper):
         cls = _detector_class(detector)
         if config is None and isinstance(detector, Detector):
             config = detector.config
@@ -95,13 +100,21 @@ class DetectorStack:
         # The template holds the shared config, the lone trainers (which the stack vmaps)
         # and, once fitted, the stacked states, so its own scoring_nets() bind every model.
         self.template: Detector = cls(config, parallel=False, progress=False, **hyper)
-        self.config = self.template.config
+        self.config = self._uncalibrated(self.template.config)
+        self.template.config = self.config
+        self.shard = shard
         self.out_dir = None if out_dir is None else check_out_dir(out_dir)
         self.progress, self.memory_limit = progress, memory_limit
         self.run_options = dict(progress=progress, log_every=log_every, checkpoint_every=checkpoint_every,
                                 keep_checkpoints=keep_checkpoints)
         self.states_: dict = {}
+        self.configs_: list = []  # model i's config: its seed, and its calibration when the class has one
         self.threshold_: np.ndarray | None = None
+
+    def _uncalibrated(self, config):
+        """``config`` with the class's calibration fields at their defaults (the shared config)."""
+        defaults = self.cls.config_class()
+        return config.replace(**{f: getattr(defaults, f) for f in self.cls.CALIBRATION_FIELDS})
 
     @property
     def members(self) -> int:
@@ -131,8 +144,10 @@ class DetectorStack:
             self._check_gan(gan)
         with self._output(xs):
             self._fit(xs, gan)
-        self.threshold_ = np.array([threshold_from_normal(s, self.config.threshold_percentile)
-                                    for s in (d["score"] for d in self._details(normals))])
+        details = self._details(normals)  # one vmapped pass: calibration and thresholds
+        self.configs_ = [self.config.replace(seed=s, **self.cls.calibration(d)) for s, d in zip(self.seeds, details)]
+        self.threshold_ = np.array([threshold_from_normal(self.cls.rescore(d, c), self.config.threshold_percentile)
+                                    for d, c in zip(details, self.configs_)])
         return self
 
     @contextlib.contextmanager
@@ -168,7 +183,7 @@ class DetectorStack:
             for name in getattr(base, "fixed", {}):
                 source = next(s for s in self.states_.values() if name in s.params)
                 fixed[name] = (source.params[name], source.stats[name])
-            trainer = StackTrainer(base, self.members, fixed)
+            trainer = StackTrainer(base, self.members, fixed, shard=self.shard)
             steps = t._steps(phase) if isinstance(t, GANDetector) else None
             run = t.run_config(phase, steps)
             run = dataclasses.replace(run, **self.run_options, label=phase,
@@ -231,8 +246,13 @@ class DetectorStack:
         self._check_fitted()
         t = self.template
         if isinstance(x, (list, tuple)):
-            return self._details([t._prepare(v, f"x[{i}]", input_range) for i, v in enumerate(self._each(list(x), "x"))])
-        return self._details(t._prepare(x, "x", input_range))
+            out = self._details([t._prepare(v, f"x[{i}]", input_range) for i, v in enumerate(self._each(list(x), "x"))])
+            return [dict(d, score=self.cls.rescore(d, c)) for d, c in zip(out, self.configs_)]
+        out = self._details(t._prepare(x, "x", input_range))
+        if self.cls.CALIBRATION_FIELDS:
+            models = [{k: v[i] for k, v in out.items()} for i in range(self.members)]
+            out["score"] = np.stack([self.cls.rescore(d, c) for d, c in zip(models, self.configs_)])
+        return out
 
     def score_samples(self, x, *, input_range=None):
         """(M, N) scores of one array, or a list of M (N_i,) scores of M arrays."""
@@ -250,7 +270,7 @@ class DetectorStack:
     def detector(self, i: int) -> Detector:
         """Model ``i`` as an ordinary fitted detector (``save`` / ``gadjax.load`` as usual)."""
         self._check_fitted()
-        det = self.cls(self.config.replace(seed=self.seeds[i]), progress=False)
+        det = self.cls(self.configs_[i], progress=False)
         det.build(self.template.image_shape_)
         det.states_ = {phase: take_model(s, i) for phase, s in self.states_.items()}
         det.threshold_ = None if self.threshold_ is None else float(self.threshold_[i])
@@ -279,11 +299,13 @@ class DetectorStack:
         first = dets[0] if dets else None
         if first is None or any(type(d) is not type(first) for d in dets):
             raise TypeError("from_detectors takes one or more fitted detectors of one class")
+        stack = cls(first, [d.config.seed for d in dets], progress=False)
         for d in dets:
             d._check_fitted()
-            if d.config.replace(seed=first.config.seed) != first.config or d.image_shape_ != first.image_shape_:
+            if (stack._uncalibrated(d.config).replace(seed=first.config.seed) != stack.config
+                    or d.image_shape_ != first.image_shape_):
                 raise ValueError(f"{type(first).__name__}s with other settings than their seeds cannot be stacked")
-        stack = cls(first, [d.config.seed for d in dets], progress=False)
+        stack.configs_ = [d.config for d in dets]
         stack.template.build(first.image_shape_)
         stack._attach({phase: jax.tree.map(lambda *a: jnp.stack(a), *[d.states_[phase] for d in dets])
                        for phase in first.states_})

@@ -12,6 +12,13 @@ function as a lone run of the base trainer with model i's seed and data.
 own training set with its own stateless ``BatchSampler(seed_i)`` and starts from
 ``PRNGKey(seed_i)``, exactly as a lone run with seed i does, so stacked and lone runs
 see the same batches and the same noise, and a resumed stack repeats bit-exactly.
+
+Over several devices (``shard=``) the stack is placed with ``NamedSharding`` on a 1-D
+mesh, like the data-parallel step: ``"model"`` splits the model axis (each device trains
+M / n whole models: no communication, the choice for many small models), ``"batch"``
+replicates every model and splits each model's batch (XLA inserts the gradient
+all-reduce; for few models too big for one device's compute).  Either way the program
+computes the same function as on one device.
 """
 from __future__ import annotations
 
@@ -22,9 +29,14 @@ import jax.numpy as jnp
 import numpy as np
 
 from gadjax.data.transforms import BatchSampler, check_samples
-from gadjax.parallel import jit_step
+from jax.sharding import NamedSharding, PartitionSpec as P
+
+from gadjax.parallel import DATA_AXIS, DataParallel
 from gadjax.train.loop import RunConfig, check_range, run_steps
 from gadjax.train.players import PlayerTrainer, TrainState
+
+
+SHARDS = ("model", "batch")
 
 
 class StackMemoryError(MemoryError):
@@ -51,14 +63,25 @@ class StackTrainer:
       fixed: ``{net: (params, stats)}`` stacked along the model axis, for the base's fixed
         (never updated) networks whose values differ per model, e.g. each model's own GAN
         under f-AnoGAN's encoder phase (the base's own ``fixed`` are one model's).
+      shard: None (one device), ``"model"`` or ``"batch"``: the axis split over
+        ``parallel``'s devices (default: all devices); see the module docstring.
+      parallel: a ``DataParallel`` mesh for ``shard`` (default ``DataParallel.create()``).
     """
 
-    def __init__(self, base: PlayerTrainer, members: int, fixed: dict | None = None):
+    def __init__(self, base: PlayerTrainer, members: int, fixed: dict | None = None, shard: str | None = None,
+                 parallel: DataParallel | None = None):
         if members < 1:
             raise ValueError(f"a stack needs at least 1 model, got {members}")
         if base.parallel is not None:
-            raise NotImplementedError("sharding a stack over devices is not implemented yet; build the base "
-                                      "trainer with parallel=False")
+            raise ValueError("the base trainer of a stack must be built with parallel=False; shard the stack "
+                             "with shard='model' or shard='batch'")
+        if shard not in (None,) + SHARDS:
+            raise ValueError(f"shard must be one of {SHARDS} or None, got {shard!r}")
+        self.shard = shard
+        self.mesh = None if shard is None else (parallel or DataParallel.create())
+        if shard == "model" and members % self.mesh.size:
+            raise ValueError(f"shard='model' splits the {members} models over {self.mesh.size} devices: use a "
+                             f"multiple of {self.mesh.size} models, or shard='batch'")
         self.base, self.members = base, members
         self.fixed = dict(fixed or {})
         unknown = set(self.fixed) - set(getattr(base, "fixed", {}))
@@ -66,14 +89,42 @@ class StackTrainer:
             raise ValueError(f"fixed= names {sorted(unknown)}, which are not fixed networks of the base trainer")
         self.image_shape, self.value_range, self.parallel = base.image_shape, base.value_range, None
         self.batches_per_step = base.batches_per_step
+        state_sh, batch_sh = self._shardings()
+        if state_sh is not None:
+            self.fixed = jax.device_put(self.fixed, state_sh)
         # The stacked fixed networks are an argument, not closure constants baked into the program.
-        init = jax.jit(self._init)
+        init = jax.jit(self._init, out_shardings=state_sh)
         self.init = lambda keys: init(keys, self.fixed)
-        self.step = jit_step(self._step, None)
+        if state_sh is None:
+            self.step = jax.jit(self._step, donate_argnums=0)
+        else:
+            self.step = jax.jit(self._step, donate_argnums=0, in_shardings=(state_sh, batch_sh),
+                                out_shardings=(state_sh, NamedSharding(self.mesh.mesh, P())))
+
+    def _shardings(self) -> tuple[NamedSharding | None, NamedSharding | None]:
+        """(state, batches) shardings: every state leaf has the model axis first, batches
+        are (M, batches_per_step, B, ...)."""
+        if self.shard is None:
+            return None, None
+        mesh = self.mesh.mesh
+        if self.shard == "model":
+            return NamedSharding(mesh, P(DATA_AXIS)), NamedSharding(mesh, P(DATA_AXIS))
+        return NamedSharding(mesh, P()), NamedSharding(mesh, P(None, None, DATA_AXIS))
+
+    def check_batch(self, batch_size: int) -> None:
+        if self.shard == "batch" and batch_size % self.mesh.size:
+            raise ValueError(f"shard='batch' splits every model's batch of {batch_size} over {self.mesh.size} "
+                             f"devices: use a batch size that is a multiple of {self.mesh.size}")
 
     def put_batches(self, batches) -> jax.Array:
-        """Host (M, batches_per_step, B, ...) -> device."""
-        return jnp.asarray(batches)
+        """Host (M, batches_per_step, B, ...) -> device, split as ``shard`` says.  Every
+        process builds all M models' batches (they are small), so one callback serves one
+        host and many: each device takes its own block."""
+        if self.shard is None:
+            return jnp.asarray(batches)
+        self.check_batch(batches.shape[2])
+        batches = np.asarray(batches)
+        return jax.make_array_from_callback(batches.shape, self._shardings()[1], lambda idx: batches[idx])
 
     def _init(self, keys: jax.Array, fixed: dict) -> TrainState:
         if keys.shape[0] != self.members:
@@ -93,32 +144,36 @@ class StackTrainer:
         return jax.vmap(self.base._step)(state, batches)
 
     def memory_bytes(self, batch_size: int) -> int:
-        """Device bytes one compiled step needs (arguments + outputs not aliased + temporaries)."""
+        """Bytes one compiled step needs on each device (arguments + outputs not aliased +
+        temporaries), for this stack's sharding."""
         keys = seed_keys(range(self.members))  # only shapes matter
         state = jax.eval_shape(self.init, keys)
         batches = jax.ShapeDtypeStruct((self.members, self.batches_per_step, batch_size, *self.image_shape),
-                                       jnp.float32)
-        m = jax.jit(self._step, donate_argnums=0).lower(state, batches).compile().memory_analysis()
+                                       jnp.float32, sharding=self._shardings()[1])
+        m = self.step.lower(state, batches).compile().memory_analysis()
         if m is None:
             return 0
         return int(m.argument_size_in_bytes + m.output_size_in_bytes - m.alias_size_in_bytes + m.temp_size_in_bytes)
 
     def check_memory(self, batch_size: int, limit_bytes: int | None = None) -> int | None:
-        """Raise ``StackMemoryError`` if the step needs more than ``limit_bytes`` (default:
-        the first local device's ``bytes_limit``; devices that report none, like CPUs, are
-        not checked).  Every model costs the same, so M_max = floor(limit / (need / M)).
-        Returns the bytes needed, or None when unchecked."""
+        """Raise ``StackMemoryError`` if the step needs more than ``limit_bytes`` on a device
+        (default: the first local device's ``bytes_limit``; devices that report none, like
+        CPUs, are not checked).  Every model costs the same, so a device holding m models
+        fits floor(limit / (need / m)).  Returns the bytes needed, or None when unchecked."""
         if limit_bytes is None:
             limit_bytes = (jax.local_devices()[0].memory_stats() or {}).get("bytes_limit")
             if limit_bytes is None:
                 return None
         need = self.memory_bytes(batch_size)
         if need > limit_bytes:
-            largest = int(limit_bytes // max(need / self.members, 1))
+            split = self.mesh.size if self.shard == "model" else 1  # devices the models are divided over
+            per_device = self.members // split
+            largest = int(limit_bytes // max(need / per_device, 1)) * split
+            where = f"{split} devices" if split > 1 else "the device"
             raise StackMemoryError(
-                f"a stack of {self.members} models (batch {batch_size}) needs about {need / 2**30:.2f} GiB per step "
-                f"but the device has {limit_bytes / 2**30:.2f} GiB: at most {largest} models fit; train the "
-                f"stack in smaller groups")
+                f"a stack of {self.members} models (batch {batch_size}) needs about {need / 2**30:.2f} GiB per "
+                f"device per step but {where} {'have' if split > 1 else 'has'} {limit_bytes / 2**30:.2f} GiB each: "
+                f"at most {largest} models fit; train the stack in smaller groups")
         return need
 
 
@@ -140,6 +195,7 @@ def train_stack_loop(trainer: StackTrainer, xs: Sequence[np.ndarray], seeds: Seq
             check_range(x, trainer.value_range, name=f"x_train[{i}]")
         data.append(np.asarray(x, np.float32))
     samplers = [BatchSampler(len(x), run.batch_size, s) for x, s in zip(data, seeds)]
+    trainer.check_batch(run.batch_size)
     if memory_limit is not False:
         trainer.check_memory(run.batch_size, memory_limit)
 
