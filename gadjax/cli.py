@@ -2,13 +2,16 @@
 
     gadjax train --model fanogan --dataset mnist --normal-class 0 --out runs/mnist0
     gadjax train --model egbad --dataset kddcup99 --lr 1e-4 --out runs/kdd --dry-run
+    gadjax train --model ganomaly --normal-class 0 1 2 --seeds 0 1 --out runs/stack   # 6 models, one program
     gadjax evaluate --run runs/mnist0
     gadjax score --run runs/mnist0 --images my_images.npy --output scores.npy
 
 Every detector setting is a field of its config (``gadjax train --model X --dry-run``
 prints them all); the common ones have flags, any other is ``--option KEY=VALUE``.  A
 setting the detector does not have is an error, never ignored.  Re-running ``gadjax
-train`` with the same ``--out`` resumes from the last checkpoint.  A user mistake
+train`` with the same ``--out`` resumes from the last checkpoint.  Several
+``--normal-class`` values or ``--seeds`` train one model per (class, seed) as one stacked
+program (``gadjax.stack_runs``); each model gets its own run directory inside ``--out``.  A user mistake
 ends with one line naming the flag or value and exit status 2 (``--debug`` shows the
 traceback).
 """
@@ -51,7 +54,8 @@ def _train_parser(sub) -> None:
     t.add_argument("--model", required=True, choices=sorted(DETECTORS), help="the detector")
     t.add_argument("--dataset", default=None, choices=sorted(data.DATASETS), help="default mnist")
     t.add_argument("--data-dir", default=None, help=f"folder of the npz files (default ${data.ENV_VAR} or ../shared/data)")
-    t.add_argument("--normal-class", type=int, default=None, help="class the protocol is built around (default 0)")
+    t.add_argument("--normal-class", type=int, nargs="+", default=None,
+                   help="class the protocol is built around (default 0); several: one stacked model per class")
     t.add_argument("--protocol", default=None, choices=sorted(data.PROTOCOLS) + ["tabular"],
                    help="default: the data set's own")
     t.add_argument("--contamination", type=float, default=None, help="fraction of anomalies in training")
@@ -72,11 +76,15 @@ def _train_parser(sub) -> None:
     t.add_argument("--lr", type=float, default=None, help="learning rate of EVERY optimiser of the detector")
     t.add_argument("--n-critic", type=int, default=None)
     t.add_argument("--seed", type=int, default=None)
+    t.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="one model per seed, trained as one stacked program (with every --normal-class)")
+    t.add_argument("--shard", default=None, choices=["model", "batch"],
+                   help="a stack over all devices: split its models, or each model's batch")
     t.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                    help="any other config field, e.g. --option lam=0.1 (repeatable; applied after the flags)")
     t.add_argument("--out", required=True, help="run directory (resumed if it has checkpoints)")
     t.add_argument("--log-every", type=_positive, default=50)
-    t.add_argument("--sample-every", type=_positive, default=250)
+    t.add_argument("--sample-every", type=_positive, default=None, help="sample grids (250; not for stacks)")
     t.add_argument("--checkpoint-every", type=_positive, default=250)
     t.add_argument("--data-parallel", action="store_true", help="shard every batch over all devices")
     t.add_argument("--distributed", action="store_true", help="multi-host: call jax.distributed.initialize()")
@@ -154,14 +162,34 @@ def build_spec(args):
         config = _set(config, "lr", lr=args.lr)
     if options:
         config = _set(config, "option", **options)
-    data_values = {k: getattr(args, k) for k in DATA_FLAGS if getattr(args, k) is not None}
+    classes = args.normal_class or [None]
+    data_values = {k: getattr(args, k) for k in DATA_FLAGS if getattr(args, k) is not None and k != "normal_class"}
     try:
-        data_spec = DataSpec(**data_values)
+        data_spec = DataSpec(**data_values, normal_class=classes[0])
+        for c in classes[1:]:
+            data_spec.replace(normal_class=c)
     except ConfigError as err:
         raise ConfigError(err.field, f"{_flag(err.field)}: {err}") from None
-    return RunSpec(args.model, config, data_spec, log_every=args.log_every, sample_every=args.sample_every,
-                   checkpoint_every=args.checkpoint_every, progress=not args.no_progress,
-                   data_parallel=args.data_parallel)
+    if len(classes) == 1 and args.seeds is None:
+        if args.shard:
+            raise ValueError("--shard: splits a stack of models; give several --seeds or --normal-class values "
+                             "(for one model use --data-parallel)")
+        return RunSpec(args.model, config, data_spec, log_every=args.log_every,
+                       sample_every=args.sample_every or 250, checkpoint_every=args.checkpoint_every,
+                       progress=not args.no_progress, data_parallel=args.data_parallel)
+    from gadjax.stack_runs import StackSpec
+    for flag, bad in (("--seed", args.seed is not None and args.seeds is not None),
+                      ("--data-parallel", args.data_parallel), ("--distributed", args.distributed),
+                      ("--sample-every", args.sample_every is not None)):
+        if bad:
+            hint = {"--seed": "use --seeds alone", "--data-parallel": "use --shard model or --shard batch",
+                    "--distributed": "multi-host stacks are not supported yet",
+                    "--sample-every": "stacks write no sample grids"}[flag]
+            raise ValueError(f"{flag}: does not apply to a stack of models ({hint})")
+    seeds = tuple(args.seeds) if args.seeds is not None else (config.seed,)
+    return StackSpec(args.model, config, data_spec.replace(normal_class=None), tuple(classes), seeds,
+                     log_every=args.log_every, checkpoint_every=args.checkpoint_every,
+                     progress=not args.no_progress, shard=args.shard)
 
 
 def _set(config, flag: str, changes: dict | None = None, lr: float | None = None, **options):
@@ -177,7 +205,17 @@ def _set(config, flag: str, changes: dict | None = None, lr: float | None = None
 
 def cmd_train(args) -> int:
     from gadjax.runs import dry_run, train_run
+    from gadjax.stack_runs import StackSpec, stack_dry_run, train_stack_run
     spec = build_spec(args)
+    if isinstance(spec, StackSpec):
+        if args.dry_run:
+            print(json.dumps(stack_dry_run(spec, args.out), indent=2))
+            return 0
+        stack = train_stack_run(spec, args.out)
+        print(json.dumps({"run": args.out, "model": spec.model, "models": [
+            {"run": f"{args.out}/{name}", "threshold": float(t)}
+            for (name, _), t in zip(spec.members(), stack.threshold_)]}))
+        return 0
     if args.dry_run:
         print(json.dumps(dry_run(spec, args.out), indent=2))
         return 0
@@ -192,6 +230,11 @@ def cmd_train(args) -> int:
 
 def cmd_evaluate(args) -> int:
     from gadjax.runs import evaluate_run
+    from gadjax.stack_runs import evaluate_stack_run, is_stack_run
+    if is_stack_run(args.run):
+        rows = evaluate_stack_run(args.run, limit=args.limit, sigma=args.sigma)
+        print(json.dumps(rows, indent=2))
+        return 0
     print(json.dumps(evaluate_run(args.run, limit=args.limit, sigma=args.sigma, progress=not args.no_progress),
                      indent=2))
     return 0
@@ -207,8 +250,13 @@ def cmd_score(args) -> int:
         raise FileNotFoundError(f"--images: {path} not found")
     try:
         samples = np.load(path, allow_pickle=False)
-    except ValueError as err:
-        raise ValueError(f"--images: {path} is not a .npy array file ({err})") from None
+    except (ValueError, EOFError, OSError) as err:  # not .npy, empty, truncated or pickled
+        raise ValueError(f"--images: {path} is not a .npy array file ({err or type(err).__name__})") from None
+    from gadjax.stack_runs import is_stack_run, load_stack_spec
+    if is_stack_run(args.run):
+        names = [name for name, _ in load_stack_spec(args.run).members()]
+        raise ValueError(f"--run: {args.run} is a stack of {len(names)} models; name one of its model directories "
+                         f"({args.run}/{names[0]}, ...)")
     detector = load(args.run)
     bar = progress_callback(len(samples), "score", enabled=not args.no_progress)
     details = detector.score_details(samples, progress=bar)

@@ -248,25 +248,33 @@ def reuse_gan(src, out, spec: RunSpec) -> bool:
     return True
 
 
-def evaluate_run(out, limit: int | None = None, sigma: float = 0.0, detector=None, progress: bool = True) -> dict:
-    """Score the test split of a finished run with its saved detector (no training).
-
-    ``limit`` scores a seeded random subset of the test set (for slow AnoGAN searches).
-    Writes ``evaluation.json``, ``test_scores.npy``, ``roc.png``, ``histogram.png`` and,
-    for images, ``reconstructions.png``.
-    """
-    out = pathlib.Path(out)
+def test_subset(spec: RunSpec, split: Split, limit: int | None = None):
+    """``(x_test, y_test, masks_test, idx)``: the run's test set, or the seeded random subset
+    of ``limit`` samples ``evaluate_run`` scores (the same for every run of a seed)."""
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be >= 1, got {limit}")
-    spec = load_spec(out)
-    detector = detector or load(out)
-    split = spec.split()
     idx = np.arange(len(split.x_test))
     if limit is not None and limit < len(idx):
         idx = np.sort(np.random.default_rng(spec.config.seed).choice(idx, limit, replace=False))
-    x_test, y_test = split.x_test[idx], split.y_test[idx]
     masks = None if split.masks_test is None else split.masks_test[idx]
-    result, outputs = evaluate_detector(detector, x_test, y_test, masks=masks, sigma=sigma,
+    return split.x_test[idx], split.y_test[idx], masks, idx
+
+
+def evaluate_run(out, limit: int | None = None, sigma: float = 0.0, detector=None, progress: bool = True,
+                 details: dict | None = None) -> dict:
+    """Score the test split of a finished run with its saved detector (no training).
+
+    ``limit`` scores a seeded random subset of the test set (for slow AnoGAN searches).
+    ``details``: the detector's ``score_details`` of that test set when already computed
+    (a stack scores all its models in one pass).  Writes ``evaluation.json``,
+    ``test_scores.npy``, ``roc.png``, ``histogram.png`` and, for images, ``reconstructions.png``.
+    """
+    out = pathlib.Path(out)
+    spec = load_spec(out)
+    split = spec.split()
+    x_test, y_test, masks, idx = test_subset(spec, split, limit)
+    detector = detector or load(out)
+    result, outputs = evaluate_detector(detector, x_test, y_test, masks=masks, sigma=sigma, details=details,
                                         progress=progress_callback(len(idx), "test", enabled=progress and spec.progress))
     result.update(model=spec.model, dataset=spec.data.dataset, protocol=split.protocol, normal=split.normal,
                   n_test=int(len(idx)), n_anomalous=int(y_test.sum()), seed=spec.config.seed,
@@ -284,7 +292,8 @@ def evaluate_run(out, limit: int | None = None, sigma: float = 0.0, detector=Non
     return result
 
 
-def evaluate_detector(detector, x, y, masks=None, sigma: float = 0.0, progress=None) -> tuple[dict, dict]:
+def evaluate_detector(detector, x, y, masks=None, sigma: float = 0.0, progress=None,
+                      details: dict | None = None) -> tuple[dict, dict]:
     """Score test samples ``x`` with labels ``y`` (N,) (1 = anomalous) at the
     ``threshold_`` the detector fixed from normal data at ``fit``; one scorer pass.
 
@@ -293,9 +302,11 @@ def evaluate_detector(detector, x, y, masks=None, sigma: float = 0.0, progress=N
     term the detector reports beside ``score``) and the arrays behind it: ``score`` (N,),
     ``reconstruction``, ``images`` (``x`` as the model takes it) and ``maps``
     (N, H, W) ``|x - reconstruction|`` smoothed with ``sigma``, or None without masks.
+    ``details``: ``score_details`` of ``x`` already computed (not scored again).
     """
     images = detector._prepare(x, "x")
-    details = detector.score_details(images, input_range=detector.value_range, progress=progress)
+    if details is None:
+        details = detector.score_details(images, input_range=detector.value_range, progress=progress)
     maps = None if masks is None else np.asarray(anomaly_map(images, details["reconstruction"], sigma=sigma))
     metrics = evaluate(y, details["score"], detector.threshold_, masks=masks, maps=maps)
     n = len(details["score"])
