@@ -7,11 +7,18 @@
         --steps 300 --width 16 --test-limit 1000
     python experiments/one_class.py --table        # rewrite results/one_class.md only
 
-Each (model, dataset, protocol, class, seed) is one ``gadjax train`` run directory under
-``--runs`` (``gadjax.runs.train_run`` + ``evaluate_run``): checkpointed, so an interrupted
-grid resumes where it stopped, and a finished run is not trained again.  AnoGAN and
-f-AnoGAN share one GAN per cell (``gadjax.runs.reuse_gan``): the same spec and seed would
-train the same weights twice, and one GAN makes the two scorers directly comparable.
+All classes x seeds of one (model, dataset, protocol) train as ONE stacked program
+(``gadjax.stack_runs``: ``gadjax train --normal-class ... --seeds ...``), in groups of
+the largest stack that fits the device's memory; each model still gets its own run
+directory (``<runs>/<dataset>/<protocol>/<model>/stack_c<classes>_s<seeds>/class<c>_seed<s>``)
+and its own row, computed exactly as a lone run (same split, batches, noise, threshold).
+``--sequential`` trains the runs one after another instead (``gadjax.runs.train_run``).
+Checkpointed either way: an interrupted grid resumes, a finished stack is not trained
+again.  Before anything runs, each model's stack is probed (compile + a few steps and
+one scoring batch on random data) and the estimated wall time of the whole grid on the
+current backend is printed (``--estimate`` stops there).  AnoGAN and f-AnoGAN share one
+GAN per cell (``reuse_stack_gan`` / ``reuse_gan``): the same spec and seed would train
+the same weights twice, and one GAN makes the two scorers directly comparable.
 
 Protocols (``gadjax.data.PROTOCOLS``):
   * **one-normal**: class c is normal, the nine others anomalous (Schlegl et al., Berg
@@ -42,6 +49,8 @@ from common import group_by, load_rows, now, run_grid, save_markdown
 
 from gadjax.models import DETECTORS
 from gadjax.runs import DataSpec, RunSpec, evaluate_run, reuse_gan, train_run
+from gadjax.stack_runs import (StackSpec, estimate_seconds, evaluate_stack_run, probe_stack, reuse_stack_gan,
+                               stack_groups, train_stack_run)
 from gadjax.viz import save_value_table
 
 HERE = pathlib.Path(__file__).resolve().parent
@@ -73,6 +82,9 @@ def parse_args(argv=None):
     ap.add_argument("--runs", default="runs/one_class", help="parent of the per-run directories")
     ap.add_argument("--out", default=str(HERE / "results"))
     ap.add_argument("--table", action="store_true")
+    ap.add_argument("--sequential", action="store_true", help="one run after another instead of stacks")
+    ap.add_argument("--estimate", action="store_true", help="print the estimated wall time and stop")
+    ap.add_argument("--no-estimate", action="store_true", help="skip the probe that estimates the wall time")
     return ap.parse_args(argv)
 
 
@@ -115,13 +127,70 @@ def run_one(model, dataset, protocol, cls, seed, args) -> dict:
     detector = train_run(spec, out)  # resumes / skips the training of a finished run
     train_s = time.perf_counter() - t0
     result = evaluate_run(out, limit=args.test_limit, detector=detector)
+    return _row(model, dataset, protocol, spec, result, args, out, train_and_eval_s=round(time.perf_counter() - t0, 1),
+                train_s=round(train_s, 1))
+
+
+def stack_for(model, dataset, protocol, args) -> StackSpec:
+    spec = spec_for(model, dataset, protocol, args.classes[0], args.seeds[0], args)
+    return StackSpec(model, spec.config, spec.data.replace(normal_class=None), tuple(args.classes), tuple(args.seeds),
+                     log_every=spec.log_every, checkpoint_every=max(args.steps // 4, 1), progress=False)
+
+
+def stack_dir(spec: StackSpec, args) -> pathlib.Path:
+    name = f"ensemble_{args.ensemble_base}" if spec.model == "ensemble" else spec.model
+    grid = f"stack_c{'-'.join(map(str, spec.normal_classes))}_s{'-'.join(map(str, spec.seeds))}"
+    return pathlib.Path(args.runs) / spec.data.dataset / spec.data.protocol / name / grid
+
+
+def run_stack(dataset, protocol, model, args) -> list[dict]:
+    """Every class x seed of one cell, in as few stacks as the device's memory allows."""
+    rows = []
+    for group in stack_groups(stack_for(model, dataset, protocol, args), (28, 28, 1)):
+        out = stack_dir(group, args)
+        t0 = time.perf_counter()
+        if model in SAME_GAN:  # AnoGAN and f-AnoGAN score one GAN: train it once per cell
+            for other in set(SAME_GAN) - {model}:
+                reuse_stack_gan(out.parent.parent / other / out.name, out, group)
+        train_stack_run(group, out)  # resumes / skips the training of a finished stack
+        train_s = time.perf_counter() - t0
+        results = evaluate_stack_run(out, limit=args.test_limit)
+        wall = time.perf_counter() - t0
+        for (name, member), result in zip(group.members(), results):
+            rows.append(_row(model, dataset, protocol, member, result, args, out / name,
+                             stack=str(out), stack_models=len(results), stack_train_s=round(train_s, 1),
+                             stack_train_and_eval_s=round(wall, 1)))
+    return rows
+
+
+def _row(model, dataset, protocol, spec: RunSpec, result: dict, args, run_dir, **timing) -> dict:
+    name = f"ensemble_{args.ensemble_base}" if model == "ensemble" else model
+    cls, seed = spec.data.normal_class, spec.config.seed
     keep = ("auroc", "auprc", "precision", "recall", "f1", "threshold", "n_test", "n_anomalous")
     return {"dataset": dataset, "protocol": protocol, "model": name, "normal_class": cls, "seed": seed,
             "anomalous": "all other classes" if protocol == "one-normal" else f"class {cls}",
             **{k: result[k] for k in keep}, **{k: v for k, v in result.items() if k.startswith("auroc_")},
-            "config": spec.to_dict(), "run_dir": str(out),
-            "train_and_eval_s": round(time.perf_counter() - t0, 1), "train_s": round(train_s, 1),
-            "test_limit": args.test_limit, "finished": now()}
+            "config": spec.to_dict(), "run_dir": str(run_dir), **timing, "test_limit": args.test_limit,
+            "finished": now()}
+
+
+def estimate(args) -> float:
+    """Seconds the grid should take here: each model's stack probed once (the cells of the
+    datasets and protocols have the same shapes), scaled to its steps and test sets."""
+    n_score = (args.test_limit or 10000) + 700  # test images + about a class's validation images
+    cells = len(args.datasets) * len(args.protocols)
+    total = 0.0
+    for model in args.models:
+        groups = stack_groups(stack_for(model, args.datasets[0], args.protocols[0], args), (28, 28, 1))
+        skip = ("gan",) if model == "anogan" and "fanogan" in args.models else ()
+        for group in groups:
+            probe = probe_stack(group, (28, 28, 1))
+            seconds = estimate_seconds(probe, n_score, skip) * cells
+            steps = ", ".join(f"{k} {v['median_s'] * 1e3:.0f} ms/step" for k, v in probe["phases"].items())
+            print(f"estimate: {model}, a stack of {probe['models']} models: {seconds / 60:.1f} min for {cells} "
+                  f"cell(s) ({steps}; scoring {probe['score_batch']['median_s'] * 1e3:.0f} ms/batch)", flush=True)
+            total += seconds
+    return total
 
 
 def write_table(out: pathlib.Path) -> str:
@@ -169,7 +238,17 @@ def write_table(out: pathlib.Path) -> str:
 def main(argv=None) -> None:
     args = parse_args(argv)
     out = pathlib.Path(args.out)
-    if not args.table:
+    if args.table:
+        print(write_table(out))
+        return
+    if not args.no_estimate and not args.sequential:
+        import jax
+        seconds = estimate(args)
+        print(f"estimated wall time of the grid on {jax.default_backend()} ({jax.device_count()} device(s)): "
+              f"{seconds / 3600:.2f} h", flush=True)
+        if args.estimate:
+            return
+    if args.sequential:
         def cell(dataset, protocol, seed, cls, model):
             row = run_one(model, dataset, protocol, cls, seed, args)
             print(f"{dataset} {protocol} class {cls} seed {seed} {model}: AUROC {row['auroc']:.3f} "
@@ -178,6 +257,14 @@ def main(argv=None) -> None:
 
         run_grid(out / RESULTS, KEYS, itertools.product(args.datasets, args.protocols, args.seeds, args.classes,
                                                         args.models), cell)
+    else:
+        def stacked(dataset, protocol, model):
+            rows = run_stack(dataset, protocol, model, args)
+            print(f"{dataset} {protocol} {model}: {len(rows)} models, mean AUROC "
+                  f"{np.mean([r['auroc'] for r in rows]):.3f} ({rows[-1]['stack_train_and_eval_s']:.0f} s)", flush=True)
+            return rows
+
+        run_grid(out / RESULTS, KEYS, itertools.product(args.datasets, args.protocols, args.models), stacked)
     print(write_table(out))
 
 

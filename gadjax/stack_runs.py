@@ -18,9 +18,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
+import shutil
 import sys
+import time
 
 import jax
+import numpy as np
 
 from gadjax.models import DETECTORS
 from gadjax.models.config import Config, json_ready
@@ -207,6 +210,124 @@ def evaluate_stack_run(out, limit: int | None = None, sigma: float = 0.0, progre
     return rows
 
 
+def stack_groups(spec: StackSpec, sample_shape: tuple, limit_bytes: int | None = None) -> list[StackSpec]:
+    """``spec`` as the fewest stacks that fit the device's memory (``limit_bytes``, default
+    the first local device's limit; devices that report none, like CPUs: one stack):
+    whole classes together first, then seeds split.  One model's need is compiled per
+    phase (a stack of one: an upper bound of the per-model cost)."""
+    from gadjax.train.stack import StackTrainer, seed_keys, take_model
+    if limit_bytes is None:
+        limit_bytes = (jax.local_devices()[0].memory_stats() or {}).get("bytes_limit")
+    if limit_bytes is None or len(spec.members()) == 1:
+        return [spec]
+    one = dataclasses.replace(spec, normal_classes=spec.normal_classes[:1], seeds=spec.seeds[:1], shard=None)
+    t = _stack(one, None).template
+    t.build(tuple(sample_shape))
+    states, need = {}, 0
+    for phase in t.phases:
+        base = t.trainer(phase)
+        fixed = {n: next((s.params[n], s.stats[n]) for s in states.values() if n in s.params)
+                 for n in getattr(base, "fixed", {})}
+        trainer = StackTrainer(base, 1, fixed)
+        need = max(need, trainer.memory_bytes(spec.config.batch_size))
+        states[phase] = trainer.init(seed_keys(one.seeds))
+        t.states_[phase] = take_model(states[phase], 0)
+    devices = len(jax.devices()) if spec.shard == "model" else 1
+    fit = max(int(limit_bytes // max(need, 1)), 1) * devices  # models per stack
+    if fit >= len(spec.members()):
+        return [spec]
+    n_seeds = len(spec.seeds)
+    if fit >= n_seeds:
+        k = fit // n_seeds
+        return [dataclasses.replace(spec, normal_classes=spec.normal_classes[i:i + k])
+                for i in range(0, len(spec.normal_classes), k)]
+    return [dataclasses.replace(spec, normal_classes=(c,), seeds=spec.seeds[i:i + fit])
+            for c in spec.normal_classes for i in range(0, n_seeds, fit)]
+
+
+def reuse_stack_gan(src, out, spec: StackSpec) -> bool:
+    """``gadjax.runs.reuse_gan`` for stacks: start stack ``out`` (AnoGAN, f-AnoGAN) from
+    stack ``src``'s finished GANs when it trained them with the same data, models and GAN
+    settings (training again would give the same weights).  Returns True when copied."""
+    from gadjax.models.base import GANDetector
+    from gadjax.train import Checkpointer
+    src, out = pathlib.Path(src), pathlib.Path(out)
+    target = out / STACK_DIR / "gan"
+    if target.exists() or not is_stack_run(src) or not issubclass(DETECTORS[spec.model], GANDetector):
+        return False
+    theirs = load_stack_spec(src)
+    if (not issubclass(DETECTORS[theirs.model], GANDetector) or theirs.data != spec.data
+            or (theirs.normal_classes, theirs.seeds) != (spec.normal_classes, spec.seeds)):
+        return False
+    a, b = theirs.config.to_dict(), spec.config.to_dict()
+    if any(a.get(k) != b.get(k) for k in GANDetector.GAN_FIELDS):
+        return False
+    checkpoints = src / STACK_DIR / "gan" / "checkpoints"
+    if not checkpoints.is_dir() or Checkpointer(checkpoints).latest_step() != spec.config.steps:
+        return False
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / ".gan_copy"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src / STACK_DIR / "gan", tmp)
+    tmp.rename(target)  # atomic: a killed copy leaves only .gan_copy, redone next time
+    return True
+
+
+def probe_stack(spec: StackSpec, sample_shape: tuple, repeats: int = 2) -> dict:
+    """Measured seconds of ``spec``'s stack on this backend, on random states and data
+    (nothing is trained or written): per phase the first step (trace + compile), the
+    median step and the number of steps; and one scoring batch of every model (first
+    call, median).  ``gadjax/experiments`` turn it into a wall-time estimate."""
+    from gadjax.models.base import GANDetector
+    from gadjax.train.stack import StackTrainer, seed_keys, take_model
+    stack = _stack(spec, None)
+    t, m, cfg = stack.template, len(spec.members()), spec.config
+    t.build(tuple(sample_shape))
+    seeds = [member.config.seed for _, member in spec.members()]
+    lo, hi = t.value_range or (-1.0, 1.0)
+    rng = np.random.default_rng(0)
+
+    def timed(fn):
+        times = []
+        for _ in range(repeats + 1):
+            t0 = time.perf_counter()
+            jax.block_until_ready(fn())
+            times.append(time.perf_counter() - t0)
+        return {"first_s": times[0], "median_s": float(np.median(times[1:]))}
+
+    phases, states = {}, {}
+    for phase in t.phases:
+        base = t.trainer(phase)
+        fixed = {n: next((s.params[n], s.stats[n]) for s in states.values() if n in s.params)
+                 for n in getattr(base, "fixed", {})}
+        trainer = StackTrainer(base, m, fixed, shard=spec.shard)
+        batches = rng.uniform(lo, hi, (m, trainer.batches_per_step, cfg.batch_size, *sample_shape))
+        batches = trainer.put_batches(batches.astype(np.float32))
+        box = [trainer.init(seed_keys(seeds))]
+
+        def step():
+            box[0], metrics = trainer.step(box[0], batches)
+            return metrics
+        steps = t.run_config(phase, t._steps(phase) if isinstance(t, GANDetector) else None).steps
+        phases[phase] = {**timed(step), "steps": steps}
+        states[phase] = box[0]
+        t.states_[phase] = take_model(box[0], 0)
+    stack._attach(states)
+    x = rng.uniform(lo, hi, (cfg.score_batch_size, *sample_shape)).astype(np.float32)
+    nets = stack.scoring_nets()
+    score = timed(lambda: stack._score_block(nets, x, 0, True))
+    return {"models": m, "phases": phases, "score_batch": {**score, "batch": cfg.score_batch_size}}
+
+
+def estimate_seconds(probe: dict, n_score: int, skip_phases: tuple = ()) -> float:
+    """Wall time of one stack from ``probe_stack``: every phase's compile and steps, and
+    scoring ``n_score`` samples per model (test and validation) in batches."""
+    total = sum(p["first_s"] + p["steps"] * p["median_s"] for name, p in probe["phases"].items()
+                if name not in skip_phases)
+    s = probe["score_batch"]
+    return total + s["first_s"] + -(-n_score // s["batch"]) * s["median_s"]
+
+
 def write_json_lines(path: pathlib.Path, rows: list[dict]) -> None:
     """All rows or none: written beside, then renamed."""
     tmp = path.with_suffix(".tmp")
@@ -214,5 +335,5 @@ def write_json_lines(path: pathlib.Path, rows: list[dict]) -> None:
     tmp.replace(path)
 
 
-__all__ = ["StackSpec", "evaluate_stack_run", "is_stack_run", "load_stack_spec", "prepare_stack", "stack_dry_run",
-           "train_stack_run"]
+__all__ = ["StackSpec", "estimate_seconds", "evaluate_stack_run", "is_stack_run", "load_stack_spec", "prepare_stack",
+           "probe_stack", "reuse_stack_gan", "stack_dry_run", "stack_groups", "train_stack_run"]

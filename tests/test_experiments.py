@@ -195,3 +195,25 @@ def test_enable_compile_cache(monkeypatch):
     assert calls == []
     common.enable_compile_cache("/tmp/cache")
     assert ("jax_compilation_cache_dir", "/tmp/cache") in calls
+
+
+def test_one_class_grid_runs_as_stacks_with_a_wall_time_estimate(shared_data, tmp_path, capsys, monkeypatch):
+    """One (dataset, protocol, model) cell = one stacked program over classes x seeds; one row
+    per model, its threshold the one saved with its run directory's detector."""
+    monkeypatch.setenv("GADJAX_DATA", str(shared_data))
+    one_class = importlib.import_module("one_class")
+    args = ["--models", "ganomaly", "--datasets", "mnist", "--protocols", "one-normal", "--classes", "2", "5",
+            "--seeds", "0", "--steps", "2", "--width", "4", "--batch-size", "16", "--test-limit", "32",
+            "--runs", str(tmp_path / "runs"), "--out", str(tmp_path / "res")]
+    one_class.main(args + ["--estimate"])
+    printed = capsys.readouterr().out
+    assert "estimate: ganomaly, a stack of 2 models" in printed and "estimated wall time of the grid" in printed
+    assert not (tmp_path / "runs").exists()
+    one_class.main(args + ["--no-estimate"])
+    rows = common.load_rows(tmp_path / "res" / one_class.RESULTS)
+    assert [(r["normal_class"], r["seed"], r["stack_models"]) for r in rows] == [(2, 0, 2), (5, 0, 2)]
+    stack = pathlib.Path(rows[0]["stack"])
+    assert stack.name == "stack_c2-5_s0" and pathlib.Path(rows[1]["run_dir"]) == stack / "class5_seed0"
+    saved = json.loads((stack / "class5_seed0" / "detector" / "detector.json").read_text())
+    assert rows[1]["threshold"] == saved["threshold"] and rows[1]["n_test"] == 32
+    assert rows[1]["config"]["data"]["normal_class"] == 5 and rows[1]["config"]["config"]["steps"] == 2
