@@ -33,6 +33,7 @@ DEFAULTS = {
     "joint_encoder_mnist": {"gammas": [0.0, 0.05], "models": ["joint_encoder", "ensemble"], "steps": 600},
     "mnist_anogan_fanogan": {"net": "thesis", "search_steps": 200, "table": False},
     "one_class": {"seeds": [0, 1, 2], "steps": 2000, "table": False},
+    "paper_settings": {"tables": [], "list": False, "estimate": False},
     "tabular": {"seeds": [0, 1], "models": ["anogan", "fanogan", "joint_encoder", "egbad", "alad"]},
 }
 CACHE_FLAG = ["alad_mnist", "anogan_search", "cbigan_mnist", "egbad_mnist", "ganomaly_mnist", "industrial"]
@@ -45,7 +46,8 @@ def test_every_script_is_listed():
 @pytest.mark.parametrize("name", SCRIPTS)
 def test_script_imports_and_parses_its_defaults(name):
     args = vars(importlib.import_module(name).parse_args([]))
-    assert pathlib.Path(args["out"]) == RESULTS
+    # paper_settings keeps its paper-length rows apart from the short CPU records
+    assert pathlib.Path(args["out"]) == (RESULTS / "paper" if name == "paper_settings" else RESULTS)
     assert {k: args[k] for k in DEFAULTS[name]} == DEFAULTS[name]
 
 
@@ -217,3 +219,27 @@ def test_one_class_grid_runs_as_stacks_with_a_wall_time_estimate(shared_data, tm
     saved = json.loads((stack / "class5_seed0" / "detector" / "detector.json").read_text())
     assert rows[1]["threshold"] == saved["threshold"] and rows[1]["n_test"] == 32
     assert rows[1]["config"]["data"]["normal_class"] == 5 and rows[1]["config"]["config"]["steps"] == 2
+
+
+def test_paper_settings_commands_parse_and_their_configs_are_valid(tmp_path):
+    """Every table's command is accepted by its script, every probed job is a valid detector
+    config, and thesis Table 4-1 renders beside the joint encoder's rows."""
+    from gadjax.models import DETECTORS
+    paper = importlib.import_module("paper_settings")
+    tables = paper.tables(str(tmp_path), str(tmp_path / "runs"))
+    for name, table in tables.items():
+        for script, argv in table.commands:
+            parsed = importlib.import_module(script).parse_args(list(argv))
+            assert pathlib.Path(parsed.out) == tmp_path, (name, script)
+        for job in table.jobs:
+            DETECTORS[job.model].config_class().replace(**job.config)
+    assert paper.steps(15, 48600, 64) == 11391 and paper.steps(32, 5400, 50, 5) == 692
+    rows = [{"model": "joint_encoder", "dataset": "mnist", "protocol": "one-normal", "normal_class": d, "seed": s,
+             "precision": 0.9, "recall": 0.5 + 0.01 * d, "f1": 0.6, "auroc": 0.8,
+             "config": {"config": {"steps": 3000, "width": 64, "batch_size": 50, "threshold_percentile": 95.0}}}
+            for d in (0, 3) for s in (0, 1)]
+    common.write_results(tmp_path / "one_class.jsonl", rows, ("normal_class", "seed"))
+    text = paper.write_thesis_table(tmp_path)
+    assert "| thesis f1 | 99.56 | 99.09 | 99.33 |" in text and "| ours recall | 50.00 | 53.00 | 51.50 |" in text
+    with pytest.raises(SystemExit, match="unknown table"):
+        paper.main(["no_such_table", "--list"])
