@@ -31,6 +31,7 @@ __all__ = [
     "threshold_from_normal",
     "threshold_from_contamination",
     "precision_recall_f1",
+    "best_f1",
     "pixel_auroc",
     "evaluate",
 ]
@@ -278,6 +279,25 @@ def precision_recall_f1(y, s, threshold: float) -> dict:
     # 2TP / (2TP + FP + FN) equals 2PR / (P + R) and is defined whenever P or R is.
     f1 = 2.0 * tp / (2.0 * tp + fp + fn) if tp > 0 else 0.0
     return {"precision": precision, "recall": recall, "f1": f1}
+
+
+def best_f1(y, s) -> dict:
+    """Precision, recall and F1 at the threshold that maximises F1 on these very labels:
+    the "best F1" protocol of MAD-GAN and others.  The threshold is chosen on the test
+    set, so the result is an optimistic upper bound, reported only beside those papers;
+    gadjax's own F1 uses a threshold from normal data.
+
+    Returns ``dict(precision, recall, f1, threshold)``; ``s > threshold`` gives the
+    predictions (ties at the chosen score count as anomalous, like the curve's).
+    """
+    y, s = _check_pair(y, s)
+    precision, recall, thresholds = precision_recall_curve(y, s)
+    p, r = precision[:-1], recall[:-1]  # the last point has no threshold
+    f1 = np.where(p + r > 0, 2 * p * r / np.maximum(p + r, 1e-300), 0.0)
+    i = int(np.argmax(f1))
+    # The curve predicts s >= t; the float just below t makes that s > threshold.
+    threshold = float(np.nextafter(float(thresholds[i]), -np.inf))
+    return {**precision_recall_f1(y, s, threshold), "threshold": threshold}
 
 
 def _squeeze_channel(a: np.ndarray, name: str) -> np.ndarray:

@@ -184,7 +184,7 @@ def _check_same(out: pathlib.Path, spec: StackSpec) -> None:
         raise ValueError(f"{out} holds another stack ({detail}); use another --out")
 
 
-def evaluate_stack_run(out, limit: int | None = None, sigma: float = 0.0, progress: bool = True) -> list[dict]:
+def evaluate_stack_run(out, limit: int | None = None, sigma: float = 0.0) -> list[dict]:
     """Evaluate every model of a trained stack: the test sets are scored in one vmapped
     pass, then each model's run directory gets what ``gadjax evaluate`` writes for a
     single run, and ``out/evaluation.jsonl`` one row per model (``run`` names its directory)."""
@@ -206,7 +206,6 @@ def evaluate_stack_run(out, limit: int | None = None, sigma: float = 0.0, progre
         row = evaluate_run(out / name, limit=limit, sigma=sigma, detector=det, details=d, progress=False)
         rows.append({"run": name, **row})
     write_json_lines(out / "evaluation.jsonl", rows)
-    del progress  # one vmapped pass: no per-batch progress to show
     return rows
 
 

@@ -31,6 +31,7 @@ DEFAULTS = {
     "ganomaly_mnist": {"models": ["ganomaly"], "val_limit": 1000, "test_limit": 2000, "cache_dir": None},
     "industrial": {"datasets": ["mvtec_transistor", "magnetic_tile"], "seeds": [0], "cache_dir": None},
     "joint_encoder_mnist": {"gammas": [0.0, 0.05], "models": ["joint_encoder", "ensemble"], "steps": 600},
+    "madgan_kdd": {"seeds": [0, 1], "steps": 2000, "search_steps": 500, "test_limit": 2000},
     "mnist_anogan_fanogan": {"net": "thesis", "search_steps": 200, "table": False},
     "one_class": {"seeds": [0, 1, 2], "steps": 2000, "table": False},
     "paper_settings": {"tables": [], "list": False, "estimate": False},

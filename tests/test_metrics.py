@@ -189,3 +189,14 @@ def test_module_is_numpy_only():
         elif isinstance(node, ast.ImportFrom):
             imported.add((node.module or "").split(".")[0])
     assert imported <= {"numpy", "typing", "__future__"}, imported
+
+
+def test_best_f1_is_the_maximum_over_every_threshold():
+    from gadjax.metrics import best_f1, precision_recall_f1
+    rng = np.random.default_rng(3)
+    y = (rng.random(300) < 0.2).astype(int)
+    s = np.round(rng.normal(size=300) + 1.5 * y, 1).astype(np.float32)  # ties included
+    got = best_f1(y, s)
+    brute = max((precision_recall_f1(y, s, t) for t in np.r_[s.min() - 1, np.unique(s)]), key=lambda d: d["f1"])
+    assert got["f1"] == pytest.approx(brute["f1"]) and got["f1"] > 0.5
+    assert precision_recall_f1(y, s, got["threshold"]) == {k: got[k] for k in ("precision", "recall", "f1")}
