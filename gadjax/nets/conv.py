@@ -21,6 +21,10 @@ slices, pads and gathers only (bench/README.md has the timings).  Layers or call
 forms do not cover (masks, dilation, groups, 'CIRCULAR' padding, sharding arguments, ...)
 fall back to the stock form.
 
+Under :func:`input_grads_only` (the AnoGAN latent search, which differentiates w.r.t. z
+only) a ``"fast"`` layer takes the stock path where XLA:CPU's conv and its input gradient are
+plain fast convs (:func:`stock_input_grads_fast`); the weight gradients are what is slow there.
+
 The default is ``"fast"`` on CPU (where it was measured faster) and ``"stock"`` elsewhere
 (cuDNN convs are fast and their gradients are not rewritten this way).  Override, in this
 order of precedence: the ``form=`` argument, the :func:`conv_form` context manager, the
@@ -40,6 +44,7 @@ from jax import lax
 FORMS = ("stock", "fast")
 ENV_VAR = "GADJAX_CONV_FORM"
 _override: list[str] = []
+_input_grads_only: list[bool] = []
 
 
 def default_form() -> str:
@@ -68,6 +73,33 @@ def conv_form(form: str):
         yield
     finally:
         _override.pop()
+
+
+@contextlib.contextmanager
+def input_grads_only():
+    """Trace the calls inside for a use that differentiates w.r.t. the inputs only (the AnoGAN
+    latent search: gradients w.r.t. z, never w.r.t. weights).  There a ``"fast"`` layer runs
+    in the stock form where XLA:CPU's own conv and its input gradient are both plain convs
+    (:func:`stock_input_grads_fast`): the weight gradients that made the stock form slow are
+    not taken.  Same function and gradients either way; only the speed differs."""
+    _input_grads_only.append(True)
+    try:
+        yield
+    finally:
+        _input_grads_only.pop()
+
+
+def stock_input_grads_fast(small_side: tuple[int, ...], kernel_size: tuple[int, ...], transposed: bool) -> bool:
+    """Whether XLA:CPU runs a stock layer and its input gradient fast: a conv's input gradient (and
+    a transposed conv's forward) is an input-dilated conv from the smaller map ``small_side`` (a
+    conv's output, a transposed conv's input), slow when the kernel is larger than that map (conv:
+    not larger than it).  Measured (bench/README.md, "AnoGAN search: conv forms for z-gradients"),
+    batch 64, ms of forward + input gradient, stock / fast: thesis width 64, 5x5/2 -- critic
+    28->14 2.0 / 1.6, 14->7 22 / 38, 7->4 499 / 20; generator 4->8 571 / 25, 7->14 22 / 21,
+    14->28 (1 channel) 1.8 / 30; dcgan width 64, 4x4/2 -- critic 16->8 76 / 82, 8->4 81 / 58;
+    generator 4->8 58 / 117, 8->16 57 / 135."""
+    side, k = min(small_side), max(kernel_size)
+    return side >= k if transposed else side > k
 
 
 def _pairs(value, n: int) -> tuple[int, ...]:
@@ -175,12 +207,16 @@ class Conv(nnx.Conv):
     def __call__(self, inputs: jax.Array, out_sharding=None) -> jax.Array:
         if not self._covered(inputs, out_sharding):
             return super().__call__(inputs, out_sharding=out_sharding)
-        bias = self.bias[...] if self.bias is not None else None
-        inputs, kernel, bias = self.promote_dtype((inputs, self.kernel[...], bias), dtype=self.dtype)
         strides = _pairs(self.strides, 2)
         pads = _explicit_pads(self.padding, 2)
         if isinstance(pads, str):
             pads = tuple(lax.padtype_to_pads(inputs.shape[1:3], self.kernel_size, strides, pads))
+        out_side = tuple((n + lo + hi - k) // s + 1 for n, (lo, hi), k, s in
+                         zip(inputs.shape[1:3], pads, self.kernel_size, strides))
+        if _input_grads_only and stock_input_grads_fast(out_side, self.kernel_size, transposed=False):
+            return super().__call__(inputs, out_sharding=out_sharding)
+        bias = self.bias[...] if self.bias is not None else None
+        inputs, kernel, bias = self.promote_dtype((inputs, self.kernel[...], bias), dtype=self.dtype)
         y = im2col_conv(inputs, kernel, strides, pads, self.precision)
         return y + bias if self.use_bias else y
 
@@ -198,7 +234,8 @@ class ConvTranspose(nnx.ConvTranspose):
                 and _pairs(self.kernel_dilation, 2) == (1, 1) and _explicit_pads(self.padding, 2) is not None)
 
     def __call__(self, inputs: jax.Array) -> jax.Array:
-        if not self._covered(inputs):
+        if not self._covered(inputs) or (_input_grads_only and stock_input_grads_fast(
+                inputs.shape[1:3], self.kernel_size, transposed=True)):
             return super().__call__(inputs)
         bias = self.bias[...] if self.bias is not None else None
         inputs, kernel, bias = self.promote_dtype((inputs, self.kernel[...], bias), dtype=self.dtype)
