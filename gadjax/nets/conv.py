@@ -190,6 +190,35 @@ def subpixel_conv_transpose(x: jax.Array, kernel: jax.Array, strides, padding, p
     return y[:, :out_h, :out_w, :]
 
 
+def phase_conv_transpose(x: jax.Array, kernel: jax.Array, strides, padding, precision=None):
+    """= ``lax.conv_transpose(x, kernel, strides, padding)`` as s_h*s_w stride-1 stock convs, one
+    per output phase with only that phase's taps (no zero taps: 25 instead of 36 for 5x5/2),
+    interleaved.  For input-gradient use on XLA:CPU, where the stock transposed conv from a map
+    smaller than the kernel is slow but these small stride-1 convs and their input gradients are
+    not (thesis generator 4->8, width 64: 22 vs 26 ms for the sub-pixel form, forward + input grad)."""
+    kh, kw, cin, cout = kernel.shape
+    (sh, sw), (b, h, w, _) = strides, x.shape
+    pads = (_transpose_pads(kh, sh, padding), _transpose_pads(kw, sw, padding)) if isinstance(padding, str) else padding
+    taps_h, pad_h, n_h, out_h = _phase_taps(h, kh, sh, pads[0])
+    taps_w, pad_w, n_w, out_w = _phase_taps(w, kw, sw, pads[1])
+    rows = []
+    for a in range(sh):
+        cols = []
+        for c in range(sw):
+            ih, iw = np.flatnonzero(taps_h[:, a] != kh), np.flatnonzero(taps_w[:, c] != kw)  # this phase's taps
+            if ih.size == 0 or iw.size == 0:  # stride > kernel: a phase no tap reaches
+                cols.append(jnp.zeros((b, n_h, n_w, cout), jnp.result_type(x, kernel)))
+                continue
+            sub = kernel[taps_h[ih, a][:, None], taps_w[iw, c][None, :]]
+            ph = (pad_h[0] - ih[0], pad_h[1] - (taps_h.shape[0] - 1 - ih[-1]))
+            pw = (pad_w[0] - iw[0], pad_w[1] - (taps_w.shape[0] - 1 - iw[-1]))
+            cols.append(lax.conv_general_dilated(x, sub, (1, 1), (ph, pw), dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                                 precision=precision))
+        rows.append(jnp.stack(cols, 3))                                   # (B, n_h, n_w, sw, out)
+    y = jnp.stack(rows, 2).reshape(b, n_h * sh, n_w * sw, cout)          # (B, n_h, sh, n_w, sw, out) -> interleaved
+    return y[:, :out_h, :out_w, :]
+
+
 class Conv(nnx.Conv):
     """``nnx.Conv`` with an im2col form for 2-D convs (``form``: see the module docstring)."""
 
@@ -239,6 +268,7 @@ class ConvTranspose(nnx.ConvTranspose):
             return super().__call__(inputs)
         bias = self.bias[...] if self.bias is not None else None
         inputs, kernel, bias = self.promote_dtype((inputs, self.kernel[...], bias), dtype=self.dtype)
-        y = subpixel_conv_transpose(inputs, kernel, _pairs(self.strides, 2), _explicit_pads(self.padding, 2),
-                                    self.precision)
+        # input gradients only: per-phase stock convs (no zero taps); else one sub-pixel matmul
+        form = phase_conv_transpose if _input_grads_only else subpixel_conv_transpose
+        y = form(inputs, kernel, _pairs(self.strides, 2), _explicit_pads(self.padding, 2), self.precision)
         return y + bias if self.use_bias else y
