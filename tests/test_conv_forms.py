@@ -10,7 +10,7 @@ from flax import nnx
 
 from gadjax.nets import NetSpec, count_params
 from gadjax.nets import conv as conv_mod
-from gadjax.nets.conv import Conv, ConvTranspose, conv_form, resolve_form
+from gadjax.nets.conv import Conv, ConvTranspose, conv_form, input_grads_only, resolve_form
 
 
 @contextlib.contextmanager
@@ -97,6 +97,55 @@ def test_fast_form_second_order_gradient_float64():
                 return jax.jit(jax.grad(gp))(params)["kernel"][...]
 
             np.testing.assert_allclose(gp_grad(fast), gp_grad(stock), rtol=1e-11, atol=1e-11)
+
+
+# which CASES a fast layer computes with lax convs under input_grads_only(): all but the thesis
+# critic's 7->4 conv and the convs to a map no larger than the kernel (dcgan critic's 8->4, the
+# 3x3 conv to 3x4); the thesis generator's 4->8 deconv as per-phase stride-1 lax convs
+INPUT_GRADS_STOCK = [True, True, False, True, True, True,
+                     True, True, True, True, False, False,
+                     True, True, True, True, True, True]
+
+
+def test_input_grads_only_form_equals_stock_in_float64():
+    """Under input_grads_only() (the AnoGAN search) each fast layer takes the measured path
+    (stock lax conv or im2col / sub-pixel) and gives the stock output and input gradient."""
+    with float64():
+        for i, ((cls, shape, (k, cout)), want_stock) in enumerate(zip(CASES, INPUT_GRADS_STOCK)):
+            stock, fast = _pair(cls, shape, (shape[-1], cout, (k, k)), {"strides": (2, 2)})
+            x = jax.random.normal(jax.random.PRNGKey(3 * i), shape, jnp.float64)
+
+            def out_and_dx(layer):
+                y, vjp = jax.vjp(layer, x)
+                return y, vjp(jnp.cos(y))[0]
+
+            with input_grads_only():
+                jaxpr = str(jax.make_jaxpr(out_and_dx)(fast))
+                got = jax.jit(out_and_dx)(fast)
+            assert ("conv_general_dilated" in jaxpr) == want_stock, (i, CASES[i])
+            want = jax.jit(out_and_dx)(stock)
+            for what, u, v in zip(("output", "d input"), want, got):
+                np.testing.assert_allclose(v, u, rtol=1e-11, atol=1e-11, err_msg=f"{CASES[i]}: {what}")
+        # outside the block the fast form again (a new function: traces are cached per function)
+        assert "conv_general_dilated" not in str(jax.make_jaxpr(lambda m: out_and_dx(m))(fast))
+
+
+def test_phase_conv_transpose_equals_stock_in_float64():
+    """The per-phase form (input_grads_only's transposed conv where the stock one is slow) on every
+    ConvTranspose case and a stride-3 one (phases no tap reaches): output and input gradient."""
+    with float64():
+        cases = [(shape, k, cout, 2) for cls, shape, (k, cout) in CASES if cls is ConvTranspose]
+        for i, (shape, k, cout, s) in enumerate(cases + [((2, 3, 4, 2), 2, 3, 3)]):
+            x = jax.random.normal(jax.random.PRNGKey(5 * i), shape, jnp.float64)
+            kernel = jax.random.normal(jax.random.PRNGKey(5 * i + 1), (k, k, shape[-1], cout), jnp.float64)
+            for padding in ("SAME", "VALID"):
+                def out_and_dx(f):
+                    y, vjp = jax.vjp(lambda u: f(u, kernel, (s, s), padding), x)
+                    return y, vjp(jnp.cos(y))[0]
+                want = out_and_dx(lambda *a: jax.lax.conv_transpose(*a, dimension_numbers=("NHWC", "HWIO", "NHWC")))
+                got = out_and_dx(conv_mod.phase_conv_transpose)
+                for what, u, v in zip(("output", "d input"), want, got):
+                    np.testing.assert_allclose(v, u, rtol=1e-11, atol=1e-11, err_msg=f"{shape} k{k} s{s} {padding}: {what}")
 
 
 def test_form_selection_and_same_parameters():

@@ -34,6 +34,7 @@ batched result.
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable, NamedTuple, Optional
 
 import jax
@@ -42,6 +43,7 @@ import numpy as np
 import optax
 from flax import nnx
 
+from gadjax.nets.conv import input_grads_only
 from gadjax.nets.pure import PureNet, as_callable_pytree
 from gadjax.scores import anogan_loss
 from gadjax.train.gan import sample_latent
@@ -194,11 +196,22 @@ def _host_final(z, generator, features, x, fx, lam, history):
     return _pick_best(final, z, xr, history)
 
 
-_search_jit = jax.jit(_search_batch, static_argnames=_STATIC)
-_host_init_jit = jax.jit(_host_init, static_argnames=("z_dim", "restarts", "prior"))
+def _z_grads_only(fn):
+    """``fn`` traced under ``gadjax.nets.conv.input_grads_only()``: the search differentiates
+    w.r.t. z only, so the nets' fast-form convs may use XLA's own convs where those and their
+    input gradients are fast (same maths; on CPU at width 64 the search step ~1.4x faster)."""
+    @functools.wraps(fn)
+    def traced(*args, **kwargs):
+        with input_grads_only():
+            return fn(*args, **kwargs)
+    return traced
+
+
+_search_jit = jax.jit(_z_grads_only(_search_batch), static_argnames=_STATIC)
+_host_init_jit = jax.jit(_z_grads_only(_host_init), static_argnames=("z_dim", "restarts", "prior"))
 # The optimiser state is donated: each step updates z and Adam's moments in place.
-_host_step_jit = jax.jit(_host_step, static_argnames=("clip_z",), donate_argnums=0)
-_host_final_jit = jax.jit(_host_final)
+_host_step_jit = jax.jit(_z_grads_only(_host_step), static_argnames=("clip_z",), donate_argnums=0)
+_host_final_jit = jax.jit(_z_grads_only(_host_final))
 
 
 def _search_host(generator, features, x, idx, key, lam, lr, z_init, *, z_dim, steps, restarts, prior, clip_z,

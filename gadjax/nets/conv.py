@@ -21,6 +21,10 @@ slices, pads and gathers only (bench/README.md has the timings).  Layers or call
 forms do not cover (masks, dilation, groups, 'CIRCULAR' padding, sharding arguments, ...)
 fall back to the stock form.
 
+Under :func:`input_grads_only` (the AnoGAN latent search, which differentiates w.r.t. z
+only) a ``"fast"`` layer takes the stock path where XLA:CPU's conv and its input gradient are
+plain fast convs (:func:`stock_input_grads_fast`); the weight gradients are what is slow there.
+
 The default is ``"fast"`` on CPU (where it was measured faster) and ``"stock"`` elsewhere
 (cuDNN convs are fast and their gradients are not rewritten this way).  Override, in this
 order of precedence: the ``form=`` argument, the :func:`conv_form` context manager, the
@@ -40,6 +44,7 @@ from jax import lax
 FORMS = ("stock", "fast")
 ENV_VAR = "GADJAX_CONV_FORM"
 _override: list[str] = []
+_input_grads_only: list[bool] = []
 
 
 def default_form() -> str:
@@ -68,6 +73,33 @@ def conv_form(form: str):
         yield
     finally:
         _override.pop()
+
+
+@contextlib.contextmanager
+def input_grads_only():
+    """Trace the calls inside for a use that differentiates w.r.t. the inputs only (the AnoGAN
+    latent search: gradients w.r.t. z, never w.r.t. weights).  There a ``"fast"`` layer runs
+    in the stock form where XLA:CPU's own conv and its input gradient are both plain convs
+    (:func:`stock_input_grads_fast`): the weight gradients that made the stock form slow are
+    not taken.  Same function and gradients either way; only the speed differs."""
+    _input_grads_only.append(True)
+    try:
+        yield
+    finally:
+        _input_grads_only.pop()
+
+
+def stock_input_grads_fast(small_side: tuple[int, ...], kernel_size: tuple[int, ...], transposed: bool) -> bool:
+    """Whether XLA:CPU runs a stock layer and its input gradient fast: a conv's input gradient (and
+    a transposed conv's forward) is an input-dilated conv from the smaller map ``small_side`` (a
+    conv's output, a transposed conv's input), slow when the kernel is larger than that map (conv:
+    not larger than it).  Measured (bench/README.md, "AnoGAN search: conv forms for z-gradients"),
+    batch 64, ms of forward + input gradient, stock / fast: thesis width 64, 5x5/2 -- critic
+    28->14 2.0 / 1.6, 14->7 22 / 38, 7->4 499 / 20; generator 4->8 571 / 25, 7->14 22 / 21,
+    14->28 (1 channel) 1.8 / 30; dcgan width 64, 4x4/2 -- critic 16->8 76 / 82, 8->4 81 / 58;
+    generator 4->8 58 / 117, 8->16 57 / 135."""
+    side, k = min(small_side), max(kernel_size)
+    return side >= k if transposed else side > k
 
 
 def _pairs(value, n: int) -> tuple[int, ...]:
@@ -158,6 +190,35 @@ def subpixel_conv_transpose(x: jax.Array, kernel: jax.Array, strides, padding, p
     return y[:, :out_h, :out_w, :]
 
 
+def phase_conv_transpose(x: jax.Array, kernel: jax.Array, strides, padding, precision=None):
+    """= ``lax.conv_transpose(x, kernel, strides, padding)`` as s_h*s_w stride-1 stock convs, one
+    per output phase with only that phase's taps (no zero taps: 25 instead of 36 for 5x5/2),
+    interleaved.  For input-gradient use on XLA:CPU, where the stock transposed conv from a map
+    smaller than the kernel is slow but these small stride-1 convs and their input gradients are
+    not (thesis generator 4->8, width 64: 22 vs 26 ms for the sub-pixel form, forward + input grad)."""
+    kh, kw, cin, cout = kernel.shape
+    (sh, sw), (b, h, w, _) = strides, x.shape
+    pads = (_transpose_pads(kh, sh, padding), _transpose_pads(kw, sw, padding)) if isinstance(padding, str) else padding
+    taps_h, pad_h, n_h, out_h = _phase_taps(h, kh, sh, pads[0])
+    taps_w, pad_w, n_w, out_w = _phase_taps(w, kw, sw, pads[1])
+    rows = []
+    for a in range(sh):
+        cols = []
+        for c in range(sw):
+            ih, iw = np.flatnonzero(taps_h[:, a] != kh), np.flatnonzero(taps_w[:, c] != kw)  # this phase's taps
+            if ih.size == 0 or iw.size == 0:  # stride > kernel: a phase no tap reaches
+                cols.append(jnp.zeros((b, n_h, n_w, cout), jnp.result_type(x, kernel)))
+                continue
+            sub = kernel[taps_h[ih, a][:, None], taps_w[iw, c][None, :]]
+            ph = (pad_h[0] - ih[0], pad_h[1] - (taps_h.shape[0] - 1 - ih[-1]))
+            pw = (pad_w[0] - iw[0], pad_w[1] - (taps_w.shape[0] - 1 - iw[-1]))
+            cols.append(lax.conv_general_dilated(x, sub, (1, 1), (ph, pw), dimension_numbers=("NHWC", "HWIO", "NHWC"),
+                                                 precision=precision))
+        rows.append(jnp.stack(cols, 3))                                   # (B, n_h, n_w, sw, out)
+    y = jnp.stack(rows, 2).reshape(b, n_h * sh, n_w * sw, cout)          # (B, n_h, sh, n_w, sw, out) -> interleaved
+    return y[:, :out_h, :out_w, :]
+
+
 class Conv(nnx.Conv):
     """``nnx.Conv`` with an im2col form for 2-D convs (``form``: see the module docstring)."""
 
@@ -175,12 +236,16 @@ class Conv(nnx.Conv):
     def __call__(self, inputs: jax.Array, out_sharding=None) -> jax.Array:
         if not self._covered(inputs, out_sharding):
             return super().__call__(inputs, out_sharding=out_sharding)
-        bias = self.bias[...] if self.bias is not None else None
-        inputs, kernel, bias = self.promote_dtype((inputs, self.kernel[...], bias), dtype=self.dtype)
         strides = _pairs(self.strides, 2)
         pads = _explicit_pads(self.padding, 2)
         if isinstance(pads, str):
             pads = tuple(lax.padtype_to_pads(inputs.shape[1:3], self.kernel_size, strides, pads))
+        out_side = tuple((n + lo + hi - k) // s + 1 for n, (lo, hi), k, s in
+                         zip(inputs.shape[1:3], pads, self.kernel_size, strides))
+        if _input_grads_only and stock_input_grads_fast(out_side, self.kernel_size, transposed=False):
+            return super().__call__(inputs, out_sharding=out_sharding)
+        bias = self.bias[...] if self.bias is not None else None
+        inputs, kernel, bias = self.promote_dtype((inputs, self.kernel[...], bias), dtype=self.dtype)
         y = im2col_conv(inputs, kernel, strides, pads, self.precision)
         return y + bias if self.use_bias else y
 
@@ -198,10 +263,12 @@ class ConvTranspose(nnx.ConvTranspose):
                 and _pairs(self.kernel_dilation, 2) == (1, 1) and _explicit_pads(self.padding, 2) is not None)
 
     def __call__(self, inputs: jax.Array) -> jax.Array:
-        if not self._covered(inputs):
+        if not self._covered(inputs) or (_input_grads_only and stock_input_grads_fast(
+                inputs.shape[1:3], self.kernel_size, transposed=True)):
             return super().__call__(inputs)
         bias = self.bias[...] if self.bias is not None else None
         inputs, kernel, bias = self.promote_dtype((inputs, self.kernel[...], bias), dtype=self.dtype)
-        y = subpixel_conv_transpose(inputs, kernel, _pairs(self.strides, 2), _explicit_pads(self.padding, 2),
-                                    self.precision)
+        # input gradients only: per-phase stock convs (no zero taps); else one sub-pixel matmul
+        form = phase_conv_transpose if _input_grads_only else subpixel_conv_transpose
+        y = form(inputs, kernel, _pairs(self.strides, 2), _explicit_pads(self.padding, 2), self.precision)
         return y + bias if self.use_bias else y
