@@ -156,7 +156,7 @@ def run_one(ds: data.ImageData, seed: int, model: str, args, out: pathlib.Path, 
           f"(smoothed {row['pixel_auroc_smoothed']:.4f}) fit {t_fit:.0f}s", file=log, flush=True)
     if seed == 0 and not args.no_plots:
         stem = out / f"industrial_{ds.name}_{model}"
-        save_roc(f"{stem}_roc.png", y_test, scores, size=300)
+        save_roc(f"{stem}_roc.png", y_test, scores, size=300, threshold=det.threshold_)
         save_histogram(f"{stem}_histogram.png", scores[y_test == 0], scores[y_test == 1], det.threshold_,
                        bins=30, size=(420, 290))
         # two good test images, then the first image of each defect type
@@ -164,7 +164,8 @@ def run_one(ds: data.ImageData, seed: int, model: str, args, out: pathlib.Path, 
                       [np.flatnonzero(defect == d)[0] for d in np.unique(defect) if d != 0]]
         # Rows: test image | reconstruction | anomaly map (one colour scale) | ground-truth mask.
         save_triplets(f"{stem}_maps.png", x_float[shown], rec[shown], maps[shown], n=len(shown),
-                      value_range=det.value_range, masks=masks[shown])
+                      value_range=det.value_range, masks=masks[shown],
+                      row_labels=[f"{ds.defect_names[defect[i]]}\nscore {float(scores[i]):.4g}" for i in shown])
     return row
 
 

@@ -321,13 +321,16 @@ def evaluate_run(out, limit: int | None = None, sigma: float = 0.0, detector=Non
                   n_test=int(len(idx)), n_anomalous=int(y_test.sum()), seed=spec.config.seed,
                   steps=spec.config.steps)
     scores = outputs["score"]
-    save_roc(out / "roc.png", y_test, scores)
+    save_roc(out / "roc.png", y_test, scores, threshold=detector.threshold_)
     save_histogram(out / "histogram.png", scores[y_test == 0], scores[y_test == 1], detector.threshold_)
     if x_test.ndim == 4 and "reconstruction" in outputs:
         order = np.r_[np.flatnonzero(y_test == 0)[:4], np.flatnonzero(y_test == 1)[:4]]
         shown, rec = outputs["images"][order], outputs["reconstruction"][order]
+        # Each row names its true class and score, so a reader can match a map to the verdict.
+        labels = [f"{'anomalous' if y_test[i] else 'normal'}\nscore {float(scores[i]):.4g}" for i in order]
         save_triplets(out / "reconstructions.png", shown, rec, np.asarray(anomaly_map(shown, rec)),
-                      n=len(order), value_range=detector.value_range, masks=None if masks is None else masks[order])
+                      n=len(order), value_range=detector.value_range, masks=None if masks is None else masks[order],
+                      row_labels=labels)
     write_json(out / "evaluation.json", result)
     np.save(out / "test_scores.npy", scores)
     return result

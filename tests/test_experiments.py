@@ -76,6 +76,8 @@ def test_one_class_table(tmp_path):
     assert row.endswith("| 0.905 | 0.805 |")  # mean AUROC, mean F1 over the ten classes
     assert (tmp_path / one_class.TABLE).read_text() == text
     assert (tmp_path / "one_class_fashion_mnist_one-normal.png").stat().st_size > 0
+    assert (tmp_path / "one_class_fashion_mnist_one-normal_bars.png").stat().st_size > 0
+    assert "(one_class_fashion_mnist_one-normal_bars.png)" in text  # the page shows the bars
 
 
 @pytest.mark.parametrize("name", ["anogan_search", "contamination", "tabular"])
