@@ -49,8 +49,8 @@ from common import group_by, load_rows, now, run_grid, save_markdown
 
 from gadjax.models import DETECTORS
 from gadjax.runs import DataSpec, RunSpec, evaluate_run, reuse_gan, train_run
-from gadjax.stack_runs import (StackSpec, estimate_seconds, evaluate_stack_run, probe_stack, reuse_stack_gan,
-                               stack_groups, train_stack_run)
+from gadjax.probe import estimate_seconds, probe_stack
+from gadjax.stack_runs import StackSpec, evaluate_stack_run, reuse_stack_gan, stack_groups, train_stack_run
 from gadjax.viz import save_bars, save_value_table
 
 HERE = pathlib.Path(__file__).resolve().parent

@@ -9,7 +9,7 @@ Each table is an existing experiment script run with the papers' settings (below
 ``--out`` (default ``results/paper/``, so the short CPU records stay as they are); every
 script is resumable, so an interrupted table continues where it stopped.  Before a table
 runs, its training programs are probed on the current backend (compile + a few steps and
-one scoring batch on random data, ``gadjax.runs.probe_run``) and the estimated
+one scoring batch on random data, ``gadjax.probe.probe_run``) and the estimated
 wall time is printed; ``--estimate`` stops there.
 
 Lengths: the papers give epochs; a step here is one update of every player, so steps =
@@ -151,8 +151,8 @@ def estimate(table: Table) -> float:
     scripts run one run after another; thesis_mnist's stacks are estimated as lone runs,
     an upper bound: ``one_class.py`` prints its stacked estimate itself)."""
     from gadjax.models import DETECTORS
-    from gadjax.runs import DataSpec, RunSpec, probe_run
-    from gadjax.stack_runs import estimate_seconds
+    from gadjax.probe import estimate_seconds, probe_run
+    from gadjax.runs import DataSpec, RunSpec
     total = 0.0
     for job in table.jobs:
         config = DETECTORS[job.model].config_class().replace(**job.config)

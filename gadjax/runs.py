@@ -218,47 +218,6 @@ def train_run(spec: RunSpec, out, log=None):
         return detector.fit(split.x_train, split.x_val)
 
 
-def probe_run(spec: RunSpec, sample_shape: tuple, repeats: int = 2) -> dict:
-    """Measured seconds of one run of ``spec`` on this backend, on random states and data
-    (nothing trained or written): per phase the first step (trace + compile), the median
-    step and the number of steps, and one scoring batch.  The format of
-    ``gadjax.stack_runs.probe_stack``, for ``estimate_seconds``; any detector (MAD-GAN too)."""
-    import time
-
-    from gadjax.data.transforms import check_samples
-    det, cfg = spec.detector(None), spec.config
-    det.progress = False
-    det.build(tuple(sample_shape))
-    lo, hi = det.value_range or (-1.0, 1.0)
-    rng = np.random.default_rng(0)
-    check_samples(np.zeros((1, *sample_shape), np.float32), det.image_shape_, name="sample_shape")
-
-    def timed(fn):
-        times = []
-        for _ in range(repeats + 1):
-            t0 = time.perf_counter()
-            jax.block_until_ready(fn())
-            times.append(time.perf_counter() - t0)
-        return {"first_s": times[0], "median_s": float(np.median(times[1:]))}
-
-    phases = {}
-    for phase in det.phases:
-        trainer = det.trainer(phase)
-        batches = trainer.put_batches(rng.uniform(lo, hi, (trainer.batches_per_step, cfg.batch_size, *sample_shape))
-                                      .astype(np.float32))
-        box = [trainer.init(jax.random.PRNGKey(cfg.seed))]
-
-        def step():
-            box[0], metrics = trainer.step(box[0], batches)
-            return metrics
-        n = det.run_config(phase, det._steps(phase) if isinstance(det, GANDetector) else None).steps
-        phases[phase] = {**timed(step), "steps": n}
-        det.states_[phase] = box[0]
-    x = rng.uniform(lo, hi, (cfg.score_batch_size, *sample_shape)).astype(np.float32)
-    score = timed(lambda: det._score_batch(det._put(x), 0))
-    return {"models": 1, "phases": phases, "score_batch": {**score, "batch": cfg.score_batch_size}}
-
-
 def reuse_gan(src, out, spec: RunSpec) -> bool:
     """Start GAN-based run ``out`` (AnoGAN, f-AnoGAN) from run ``src``'s finished GAN.
 

@@ -20,10 +20,8 @@ import json
 import pathlib
 import shutil
 import sys
-import time
 
 import jax
-import numpy as np
 
 from gadjax.models import DETECTORS
 from gadjax.models.config import Config, json_ready
@@ -272,61 +270,6 @@ def reuse_stack_gan(src, out, spec: StackSpec) -> bool:
     return True
 
 
-def probe_stack(spec: StackSpec, sample_shape: tuple, repeats: int = 2) -> dict:
-    """Measured seconds of ``spec``'s stack on this backend, on random states and data
-    (nothing is trained or written): per phase the first step (trace + compile), the
-    median step and the number of steps; and one scoring batch of every model (first
-    call, median).  ``gadjax/experiments`` turn it into a wall-time estimate."""
-    from gadjax.models.base import GANDetector
-    from gadjax.train.stack import StackTrainer, seed_keys, take_model
-    stack = _stack(spec, None)
-    t, m, cfg = stack.template, len(spec.members()), spec.config
-    t.build(tuple(sample_shape))
-    seeds = [member.config.seed for _, member in spec.members()]
-    lo, hi = t.value_range or (-1.0, 1.0)
-    rng = np.random.default_rng(0)
-
-    def timed(fn):
-        times = []
-        for _ in range(repeats + 1):
-            t0 = time.perf_counter()
-            jax.block_until_ready(fn())
-            times.append(time.perf_counter() - t0)
-        return {"first_s": times[0], "median_s": float(np.median(times[1:]))}
-
-    phases, states = {}, {}
-    for phase in t.phases:
-        base = t.trainer(phase)
-        fixed = {n: next((s.params[n], s.stats[n]) for s in states.values() if n in s.params)
-                 for n in getattr(base, "fixed", {})}
-        trainer = StackTrainer(base, m, fixed, shard=spec.shard)
-        batches = rng.uniform(lo, hi, (m, trainer.batches_per_step, cfg.batch_size, *sample_shape))
-        batches = trainer.put_batches(batches.astype(np.float32))
-        box = [trainer.init(seed_keys(seeds))]
-
-        def step():
-            box[0], metrics = trainer.step(box[0], batches)
-            return metrics
-        steps = t.run_config(phase, t._steps(phase) if isinstance(t, GANDetector) else None).steps
-        phases[phase] = {**timed(step), "steps": steps}
-        states[phase] = box[0]
-        t.states_[phase] = take_model(box[0], 0)
-    stack._attach(states)
-    x = rng.uniform(lo, hi, (cfg.score_batch_size, *sample_shape)).astype(np.float32)
-    nets = stack.scoring_nets()
-    score = timed(lambda: stack._score_block(nets, x, 0, True))
-    return {"models": m, "phases": phases, "score_batch": {**score, "batch": cfg.score_batch_size}}
-
-
-def estimate_seconds(probe: dict, n_score: int, skip_phases: tuple = ()) -> float:
-    """Wall time of one stack from ``probe_stack``: every phase's compile and steps, and
-    scoring ``n_score`` samples per model (test and validation) in batches."""
-    total = sum(p["first_s"] + p["steps"] * p["median_s"] for name, p in probe["phases"].items()
-                if name not in skip_phases)
-    s = probe["score_batch"]
-    return total + s["first_s"] + -(-n_score // s["batch"]) * s["median_s"]
-
-
 def write_json_lines(path: pathlib.Path, rows: list[dict]) -> None:
     """All rows or none: written beside, then renamed."""
     tmp = path.with_suffix(".tmp")
@@ -334,5 +277,5 @@ def write_json_lines(path: pathlib.Path, rows: list[dict]) -> None:
     tmp.replace(path)
 
 
-__all__ = ["StackSpec", "estimate_seconds", "evaluate_stack_run", "is_stack_run", "load_stack_spec", "prepare_stack",
-           "probe_stack", "reuse_stack_gan", "stack_dry_run", "stack_groups", "train_stack_run"]
+__all__ = ["StackSpec", "evaluate_stack_run", "is_stack_run", "load_stack_spec", "prepare_stack", "reuse_stack_gan",
+           "stack_dry_run", "stack_groups", "train_stack_run"]

@@ -6,7 +6,7 @@ import gadjax
 
 ROOT = pathlib.Path(gadjax.__file__).parent
 
-# Lower layers may not import higher ones: cli -> stack_runs -> runs -> models -> train -> losses/scores -> nets.
+# Lower layers may not import higher ones: cli -> probe -> stack_runs -> runs -> models -> train -> losses/scores -> nets.
 FORBIDDEN = {
     "data": {"gadjax." + m for m in ("nets", "losses", "train", "models", "runs", "cli", "metrics", "scores",
                                      "viz", "parallel")},
@@ -18,7 +18,8 @@ FORBIDDEN = {
     "train": {"gadjax." + m for m in ("models", "runs", "stack_runs", "cli")},
     "models": {"gadjax." + m for m in ("runs", "stack_runs", "cli")},
     "runs.py": {"gadjax." + m for m in ("stack_runs", "cli")},
-    "stack_runs.py": {"gadjax.cli"},
+    "stack_runs.py": {"gadjax.cli", "gadjax.probe"},
+    "probe.py": {"gadjax.cli"},
     "config.py": {"gadjax." + m for m in ("data", "nets", "losses", "train", "models", "runs", "cli", "metrics",
                                           "scores", "viz", "parallel", "optim")},
     "optim.py": {"gadjax." + m for m in ("data", "nets", "losses", "train", "models", "runs", "cli", "metrics",
