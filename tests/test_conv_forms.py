@@ -99,19 +99,20 @@ def test_fast_form_second_order_gradient_float64():
             np.testing.assert_allclose(gp_grad(fast), gp_grad(stock), rtol=1e-11, atol=1e-11)
 
 
-# which CASES a fast layer computes with lax convs under input_grads_only(): all but the thesis
-# critic's 7->4 conv and the convs to a map no larger than the kernel (dcgan critic's 8->4, the
-# 3x3 conv to 3x4); the thesis generator's 4->8 deconv as per-phase stride-1 lax convs
-INPUT_GRADS_STOCK = [True, True, False, True, True, True,
-                     True, True, True, True, False, False,
-                     True, True, True, True, True, True]
+# the form a fast layer takes under input_grads_only() per CASES entry: "lax" (stock lax conv; the
+# thesis generator's 4->8 deconv as per-phase stride-1 lax convs), "phase_grad" (lax conv forward,
+# custom per-phase input gradient: the thesis critic's 7->4 conv, to a map smaller than the kernel)
+# or "im2col" (convs to a map as large as the kernel: dcgan critic's 8->4, the 3x3 conv to 3x4)
+INPUT_GRADS_FORM = ["lax", "lax", "phase_grad", "lax", "lax", "lax",
+                    "lax", "lax", "lax", "lax", "im2col", "im2col",
+                    "lax", "lax", "lax", "lax", "lax", "lax"]
 
 
 def test_input_grads_only_form_equals_stock_in_float64():
     """Under input_grads_only() (the AnoGAN search) each fast layer takes the measured path
-    (stock lax conv or im2col / sub-pixel) and gives the stock output and input gradient."""
+    (stock lax conv, phase_grad_conv or im2col / sub-pixel) and gives the stock output and input gradient."""
     with float64():
-        for i, ((cls, shape, (k, cout)), want_stock) in enumerate(zip(CASES, INPUT_GRADS_STOCK)):
+        for i, ((cls, shape, (k, cout)), form) in enumerate(zip(CASES, INPUT_GRADS_FORM)):
             stock, fast = _pair(cls, shape, (shape[-1], cout, (k, k)), {"strides": (2, 2)})
             x = jax.random.normal(jax.random.PRNGKey(3 * i), shape, jnp.float64)
 
@@ -122,12 +123,36 @@ def test_input_grads_only_form_equals_stock_in_float64():
             with input_grads_only():
                 jaxpr = str(jax.make_jaxpr(out_and_dx)(fast))
                 got = jax.jit(out_and_dx)(fast)
-            assert ("conv_general_dilated" in jaxpr) == want_stock, (i, CASES[i])
+            assert ("conv_general_dilated" in jaxpr) == (form != "im2col"), (i, CASES[i])
+            assert ("custom_vjp" in jaxpr) == (form == "phase_grad"), (i, CASES[i])
             want = jax.jit(out_and_dx)(stock)
             for what, u, v in zip(("output", "d input"), want, got):
                 np.testing.assert_allclose(v, u, rtol=1e-11, atol=1e-11, err_msg=f"{CASES[i]}: {what}")
         # outside the block the fast form again (a new function: traces are cached per function)
         assert "conv_general_dilated" not in str(jax.make_jaxpr(lambda m: out_and_dx(m))(fast))
+
+
+def test_phase_grad_conv_equals_stock_in_float64():
+    """phase_grad_conv (lax forward, per-phase input gradient, im2col kernel gradient) against
+    lax.conv_general_dilated's autodiff: output, d input and d kernel, SAME and VALID, strides 1-3."""
+    with float64():
+        cases = [((2, 7, 7, 4), 5, 5, 2), ((2, 8, 8, 3), 4, 2, 2), ((2, 14, 14, 3), 5, 4, 2),
+                 ((2, 5, 7, 3), 3, 2, 2), ((2, 7, 8, 2), 2, 3, 3), ((2, 6, 6, 2), 3, 2, 1)]
+        for i, (shape, k, cout, s) in enumerate(cases):
+            x = jax.random.normal(jax.random.PRNGKey(7 * i), shape, jnp.float64)
+            kernel = jax.random.normal(jax.random.PRNGKey(7 * i + 1), (k, k, shape[-1], cout), jnp.float64)
+            for padding in ("SAME", "VALID"):
+                pads = tuple(jax.lax.padtype_to_pads(shape[1:3], (k, k), (s, s), padding))
+
+                def out_and_grads(f):
+                    y, vjp = jax.vjp(lambda u, w: f(u, w, (s, s), pads), x, kernel)
+                    return (y, *vjp(jnp.cos(y)))
+                want = out_and_grads(lambda *a: jax.lax.conv_general_dilated(
+                    *a, dimension_numbers=("NHWC", "HWIO", "NHWC")))
+                got = out_and_grads(conv_mod.phase_grad_conv)
+                for what, u, v in zip(("output", "d input", "d kernel"), want, got):
+                    np.testing.assert_allclose(v, u, rtol=1e-11, atol=1e-11,
+                                               err_msg=f"{shape} k{k} s{s} {padding}: {what}")
 
 
 def test_phase_conv_transpose_equals_stock_in_float64():
