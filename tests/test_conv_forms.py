@@ -155,22 +155,64 @@ def test_phase_grad_conv_equals_stock_in_float64():
                                                err_msg=f"{shape} k{k} s{s} {padding}: {what}")
 
 
+def _out_and_grads(f, x, kernel, s, pad, argnums=(0,)):
+    """f(x, kernel, (s, s), pad) and its gradients (w.r.t. x, or x and kernel) for a cos(y) cotangent."""
+    y, vjp = jax.vjp(lambda u, w: f(u, w, (s, s), pad), x, kernel)
+    grads = vjp(jnp.cos(y))
+    return (y, *(grads[i] for i in argnums))
+
+
+def _all_close_in_one_jit(cases, names):
+    """cases: (label, want_fn, got_fn) of thunks; all computed in one jitted program (one compile)."""
+    results = jax.jit(lambda: [(want(), got()) for _, want, got in cases])()
+    for (label, _, _), (want, got) in zip(cases, results):
+        for what, u, v in zip(names, want, got):
+            np.testing.assert_allclose(v, u, rtol=1e-11, atol=1e-11, err_msg=f"{label}: {what}")
+
+
 def test_phase_conv_transpose_equals_stock_in_float64():
     """The per-phase form (input_grads_only's transposed conv where the stock one is slow) on every
-    ConvTranspose case and a stride-3 one (phases no tap reaches): output and input gradient."""
+    ConvTranspose case and a stride-3 one (phases no tap reaches): output and input gradient; with
+    ``used`` (a caller that crops, thesis 8x8 -> 7x7) the same crop and input gradient."""
+    stock = lambda *a: jax.lax.conv_transpose(*a, dimension_numbers=("NHWC", "HWIO", "NHWC"))  # noqa: E731
     with float64():
-        cases = [(shape, k, cout, 2) for cls, shape, (k, cout) in CASES if cls is ConvTranspose]
-        for i, (shape, k, cout, s) in enumerate(cases + [((2, 3, 4, 2), 2, 3, 3)]):
+        shapes = [(shape, k, cout, 2) for cls, shape, (k, cout) in CASES if cls is ConvTranspose]
+        cases, cropped = [], []
+        for i, (shape, k, cout, s) in enumerate(shapes + [((2, 3, 4, 2), 2, 3, 3)]):
             x = jax.random.normal(jax.random.PRNGKey(5 * i), shape, jnp.float64)
             kernel = jax.random.normal(jax.random.PRNGKey(5 * i + 1), (k, k, shape[-1], cout), jnp.float64)
+            for pad in ("SAME", "VALID"):
+                label = f"{shape} k{k} s{s} {pad}"
+                args = (x, kernel, s, pad)
+                cases.append((label, lambda a=args: _out_and_grads(stock, *a),
+                              lambda a=args: _out_and_grads(conv_mod.phase_conv_transpose, *a)))
+                if shape[1] != 4 and s == 2:  # used=: the maps smaller than the kernel and stride 3
+                    continue
+                out = jax.eval_shape(lambda: stock(x, kernel, (s, s), pad)).shape
+                h, w = out[1] - 1, max(out[2] - 2, 1)
+                crop = lambda f, h=h, w=w: lambda *a: f(*a)[:, :h, :w]  # noqa: E731
+                used = lambda *a, h=h, w=w: conv_mod.phase_conv_transpose(*a, used=(h, w))  # noqa: E731
+                cropped.append((label + " used", lambda a=args, c=crop: _out_and_grads(c(stock), *a),
+                                lambda a=args, c=crop, u=used: _out_and_grads(c(u), *a)))
+        _all_close_in_one_jit(cases + cropped, ("output", "d input"))
+
+
+def test_phase_grad_conv_equals_stock_in_float64():
+    """phase_grad_conv (lax forward, per-phase input gradient, im2col kernel gradient) against
+    lax.conv_general_dilated's autodiff: output, d input and d kernel, SAME and VALID, strides 1-3."""
+    stock = lambda *a: jax.lax.conv_general_dilated(*a, dimension_numbers=("NHWC", "HWIO", "NHWC"))  # noqa: E731
+    with float64():
+        shapes = [((2, 7, 7, 4), 5, 5, 2), ((2, 8, 8, 3), 4, 2, 2), ((2, 14, 14, 3), 5, 4, 2),
+                  ((2, 5, 7, 3), 3, 2, 2), ((2, 7, 8, 2), 2, 3, 3), ((2, 6, 6, 2), 3, 2, 1)]
+        cases = []
+        for i, (shape, k, cout, s) in enumerate(shapes):
+            x = jax.random.normal(jax.random.PRNGKey(7 * i), shape, jnp.float64)
+            kernel = jax.random.normal(jax.random.PRNGKey(7 * i + 1), (k, k, shape[-1], cout), jnp.float64)
             for padding in ("SAME", "VALID"):
-                def out_and_dx(f):
-                    y, vjp = jax.vjp(lambda u: f(u, kernel, (s, s), padding), x)
-                    return y, vjp(jnp.cos(y))[0]
-                want = out_and_dx(lambda *a: jax.lax.conv_transpose(*a, dimension_numbers=("NHWC", "HWIO", "NHWC")))
-                got = out_and_dx(conv_mod.phase_conv_transpose)
-                for what, u, v in zip(("output", "d input"), want, got):
-                    np.testing.assert_allclose(v, u, rtol=1e-11, atol=1e-11, err_msg=f"{shape} k{k} s{s} {padding}: {what}")
+                args = (x, kernel, s, tuple(jax.lax.padtype_to_pads(shape[1:3], (k, k), (s, s), padding)))
+                cases.append((f"{shape} k{k} s{s} {padding}", lambda a=args: _out_and_grads(stock, *a, argnums=(0, 1)),
+                              lambda a=args: _out_and_grads(conv_mod.phase_grad_conv, *a, argnums=(0, 1))))
+        _all_close_in_one_jit(cases, ("output", "d input", "d kernel"))
 
 
 def test_form_selection_and_same_parameters():

@@ -217,13 +217,17 @@ class ConvTranspose(nnx.ConvTranspose):
                 and not self.transpose_kernel and self.preferred_element_type is None
                 and _pairs(self.kernel_dilation, 2) == (1, 1) and _explicit_pads(self.padding, 2) is not None)
 
-    def __call__(self, inputs: jax.Array) -> jax.Array:
+    def __call__(self, inputs: jax.Array, used: tuple[int, int] | None = None) -> jax.Array:
+        """``used`` = (h, w): the caller reads only ``y[:, :h, :w]`` (and crops it itself); under
+        :func:`input_grads_only` the per-phase form then leaves the rest uncomputed (zeros)."""
         if not self._covered(inputs) or (_input_grads_only and stock_input_grads_fast(
                 inputs.shape[1:3], self.kernel_size, transposed=True)):
             return super().__call__(inputs)
         bias = self.bias[...] if self.bias is not None else None
         inputs, kernel, bias = self.promote_dtype((inputs, self.kernel[...], bias), dtype=self.dtype)
-        # input gradients only: per-phase stock convs (no zero taps); else one sub-pixel matmul
-        form = phase_conv_transpose if _input_grads_only else subpixel_conv_transpose
-        y = form(inputs, kernel, _pairs(self.strides, 2), _explicit_pads(self.padding, 2), self.precision)
+        strides, pads = _pairs(self.strides, 2), _explicit_pads(self.padding, 2)
+        if _input_grads_only:  # per-phase stock convs (no zero taps, no cropped rows)
+            y = phase_conv_transpose(inputs, kernel, strides, pads, self.precision, used)
+        else:  # one sub-pixel matmul
+            y = subpixel_conv_transpose(inputs, kernel, strides, pads, self.precision)
         return y + bias if self.use_bias else y

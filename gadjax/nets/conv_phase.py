@@ -57,35 +57,41 @@ def _phase_taps(n: int, k: int, s: int, pad: tuple[int, int]):
     return taps, (-dmin, n_i - 1 + dmax - (n - 1)), n_i, out
 
 
-def phase_conv_transpose(x: jax.Array, kernel: jax.Array, strides, padding, precision=None):
+def phase_conv_transpose(x: jax.Array, kernel: jax.Array, strides, padding, precision=None, used=None):
     """= ``lax.conv_transpose(x, kernel, strides, padding)`` as s_h*s_w stride-1 stock convs, one
     per output phase with only that phase's taps (no zero taps: 25 instead of 36 for 5x5/2),
     interleaved.  For input-gradient use on XLA:CPU, where the stock transposed conv from a map
     smaller than the kernel is slow but these small stride-1 convs and their input gradients are
-    not (thesis generator 4->8, width 64: 22 vs 26 ms for the sub-pixel form, forward + input grad)."""
+    not (thesis generator 4->8, width 64: 22 vs 26 ms for the sub-pixel form, forward + input grad).
+
+    Each phase computes only the rows / columns that land inside the output (a 7-row output at
+    stride 2 is 4 + 3 rows, not 4 + 4 then cropped), and only inside ``used`` = (h, w) if given:
+    the caller uses ``y[:, :h, :w]`` only (the thesis generator's 8x8 -> 7x7 crop); the rest is
+    then zeros.  Both cut work the crop would throw away (1/8 of each axis' rows at 7 of 8)."""
     kh, kw, cin, cout = kernel.shape
     (sh, sw), (b, h, w, _) = strides, x.shape
     pads = (_transpose_pads(kh, sh, padding), _transpose_pads(kw, sw, padding)) if isinstance(padding, str) else padding
     taps_h, pad_h, n_h, out_h = _phase_taps(h, kh, sh, pads[0])
     taps_w, pad_w, n_w, out_w = _phase_taps(w, kw, sw, pads[1])
+    need_h, need_w = (out_h, out_w) if used is None else (min(out_h, used[0]), min(out_w, used[1]))
+    dtype = jnp.result_type(x, kernel)
     rows = []
     for a in range(sh):
         cols = []
         for c in range(sw):
             ih, iw = np.flatnonzero(taps_h[:, a] != kh), np.flatnonzero(taps_w[:, c] != kw)  # this phase's taps
-            if ih.size == 0 or iw.size == 0:  # stride > kernel: a phase no tap reaches
-                cols.append(jnp.zeros((b, n_h, n_w, cout), jnp.result_type(x, kernel)))
+            m_h, m_w = max(-(-(need_h - a) // sh), 0), max(-(-(need_w - c) // sw), 0)  # rows, cols it must give
+            if ih.size == 0 or iw.size == 0 or m_h == 0 or m_w == 0:  # no tap reaches it, or none of it is used
+                cols.append(jnp.zeros((b, n_h, n_w, cout), dtype))
                 continue
             sub = kernel[taps_h[ih, a][:, None], taps_w[iw, c][None, :]]
-            ph = (pad_h[0] - ih[0], pad_h[1] - (taps_h.shape[0] - 1 - ih[-1]))
-            pw = (pad_w[0] - iw[0], pad_w[1] - (taps_w.shape[0] - 1 - iw[-1]))
-            cols.append(lax.conv_general_dilated(x, sub, (1, 1), (ph, pw), dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                                 precision=precision))
+            ph = (pad_h[0] - ih[0], pad_h[1] - (taps_h.shape[0] - 1 - ih[-1]) - (n_h - m_h))
+            pw = (pad_w[0] - iw[0], pad_w[1] - (taps_w.shape[0] - 1 - iw[-1]) - (n_w - m_w))
+            y = lax.conv_general_dilated(x, sub, (1, 1), (ph, pw), dimension_numbers=_DN, precision=precision)
+            cols.append(jnp.pad(y, ((0, 0), (0, n_h - m_h), (0, n_w - m_w), (0, 0))))  # rows that get cropped
         rows.append(jnp.stack(cols, 3))                                   # (B, n_h, n_w, sw, out)
     y = jnp.stack(rows, 2).reshape(b, n_h * sh, n_w * sw, cout)          # (B, n_h, sh, n_w, sw, out) -> interleaved
     return y[:, :out_h, :out_w, :]
-
-
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
