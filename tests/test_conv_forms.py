@@ -44,6 +44,8 @@ CASES = [
     # dcgan generator 4x4/2 deconvs: 4 -> 8 -> 16, 7 -> 14 -> 28, 32 -> 64x64x3
     (ConvTranspose, (2, 4, 4, 4), (4, 3)), (ConvTranspose, (2, 8, 8, 3), (4, 1)), (ConvTranspose, (2, 7, 7, 4), (4, 3)),
     (ConvTranspose, (2, 14, 14, 3), (4, 1)), (ConvTranspose, (1, 32, 32, 2), (4, 3)), (ConvTranspose, (2, 5, 3, 2), (3, 2)),
+    # a deconv to > 4 channels from a map as large as the kernel (thesis 7->14 at width >= 5)
+    (ConvTranspose, (2, 7, 7, 3), (5, 6)),
 ]
 
 
@@ -99,13 +101,14 @@ def test_fast_form_second_order_gradient_float64():
             np.testing.assert_allclose(gp_grad(fast), gp_grad(stock), rtol=1e-11, atol=1e-11)
 
 
-# the form a fast layer takes under input_grads_only() per CASES entry: "lax" (stock lax conv; the
-# thesis generator's 4->8 deconv as per-phase stride-1 lax convs), "phase_grad" (lax conv forward,
-# custom per-phase input gradient: the thesis critic's 7->4 conv, to a map smaller than the kernel)
-# or "im2col" (convs to a map as large as the kernel: dcgan critic's 8->4, the 3x3 conv to 3x4)
-INPUT_GRADS_FORM = ["lax", "lax", "phase_grad", "lax", "lax", "lax",
+# the form a fast layer takes under input_grads_only() per CASES entry: "lax" (stock lax conv),
+# "phase" (a deconv as per-phase stride-1 lax convs: from a map smaller than the kernel, or to > 4
+# channels), "phase_grad" (lax conv forward, custom per-phase input gradient: the thesis critic's
+# 7->4 conv, to a map smaller than the kernel) or "im2col" (convs to a map as large as the kernel:
+# dcgan critic's 8->4, the 3x3 conv to 3x4)
+INPUT_GRADS_FORM = ["lax", "lax", "phase_grad", "phase", "lax", "lax",
                     "lax", "lax", "lax", "lax", "im2col", "im2col",
-                    "lax", "lax", "lax", "lax", "lax", "lax"]
+                    "lax", "lax", "lax", "lax", "lax", "lax", "phase"]
 
 
 def test_input_grads_only_form_equals_stock_in_float64():
@@ -125,6 +128,8 @@ def test_input_grads_only_form_equals_stock_in_float64():
                 got = jax.jit(out_and_dx)(fast)
             assert ("conv_general_dilated" in jaxpr) == (form != "im2col"), (i, CASES[i])
             assert ("custom_vjp" in jaxpr) == (form == "phase_grad"), (i, CASES[i])
+            if cls is ConvTranspose:  # the stock deconv is a conv of the 2-dilated input
+                assert ("lhs_dilation=(2, 2)" in jaxpr) == (form == "lax"), (i, CASES[i])
             want = jax.jit(out_and_dx)(stock)
             for what, u, v in zip(("output", "d input"), want, got):
                 np.testing.assert_allclose(v, u, rtol=1e-11, atol=1e-11, err_msg=f"{CASES[i]}: {what}")
