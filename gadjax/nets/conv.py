@@ -24,6 +24,9 @@ fall back to the stock form.
 Under :func:`input_grads_only` (the AnoGAN latent search, which differentiates w.r.t. z
 only) a ``"fast"`` layer takes the stock path where XLA:CPU's conv and its input gradient are
 plain fast convs (:func:`stock_input_grads_fast`); the weight gradients are what is slow there.
+Convs to a map smaller than the kernel keep XLA's forward with a per-phase input gradient
+(:func:`phase_grad_fast`), and transposed convs run as per-phase stride-1 convs except to image
+layers XLA does fast (:func:`phase_transpose_fast`); both forms live in ``gadjax.nets.conv_phase``.
 
 The default is ``"fast"`` on CPU (where it was measured faster) and ``"stock"`` elsewhere
 (cuDNN convs are fast and their gradients are not rewritten this way).  Override, in this
