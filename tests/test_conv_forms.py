@@ -44,6 +44,8 @@ CASES = [
     # dcgan generator 4x4/2 deconvs: 4 -> 8 -> 16, 7 -> 14 -> 28, 32 -> 64x64x3
     (ConvTranspose, (2, 4, 4, 4), (4, 3)), (ConvTranspose, (2, 8, 8, 3), (4, 1)), (ConvTranspose, (2, 7, 7, 4), (4, 3)),
     (ConvTranspose, (2, 14, 14, 3), (4, 1)), (ConvTranspose, (1, 32, 32, 2), (4, 3)), (ConvTranspose, (2, 5, 3, 2), (3, 2)),
+    # a deconv to > 4 channels from a map as large as the kernel (thesis 7->14 at width >= 5)
+    (ConvTranspose, (2, 7, 7, 3), (5, 6)),
 ]
 
 
@@ -99,19 +101,21 @@ def test_fast_form_second_order_gradient_float64():
             np.testing.assert_allclose(gp_grad(fast), gp_grad(stock), rtol=1e-11, atol=1e-11)
 
 
-# which CASES a fast layer computes with lax convs under input_grads_only(): all but the thesis
-# critic's 7->4 conv and the convs to a map no larger than the kernel (dcgan critic's 8->4, the
-# 3x3 conv to 3x4); the thesis generator's 4->8 deconv as per-phase stride-1 lax convs
-INPUT_GRADS_STOCK = [True, True, False, True, True, True,
-                     True, True, True, True, False, False,
-                     True, True, True, True, True, True]
+# the form a fast layer takes under input_grads_only() per CASES entry: "lax" (stock lax conv),
+# "phase" (a deconv as per-phase stride-1 lax convs: from a map smaller than the kernel, or to > 4
+# channels), "phase_grad" (lax conv forward, custom per-phase input gradient: the thesis critic's
+# 7->4 conv, to a map smaller than the kernel) or "im2col" (convs to a map as large as the kernel:
+# dcgan critic's 8->4, the 3x3 conv to 3x4)
+INPUT_GRADS_FORM = ["lax", "lax", "phase_grad", "phase", "lax", "lax",
+                    "lax", "lax", "lax", "lax", "im2col", "im2col",
+                    "lax", "lax", "lax", "lax", "lax", "lax", "phase"]
 
 
 def test_input_grads_only_form_equals_stock_in_float64():
     """Under input_grads_only() (the AnoGAN search) each fast layer takes the measured path
-    (stock lax conv or im2col / sub-pixel) and gives the stock output and input gradient."""
+    (stock lax conv, phase_grad_conv or im2col / sub-pixel) and gives the stock output and input gradient."""
     with float64():
-        for i, ((cls, shape, (k, cout)), want_stock) in enumerate(zip(CASES, INPUT_GRADS_STOCK)):
+        for i, ((cls, shape, (k, cout)), form) in enumerate(zip(CASES, INPUT_GRADS_FORM)):
             stock, fast = _pair(cls, shape, (shape[-1], cout, (k, k)), {"strides": (2, 2)})
             x = jax.random.normal(jax.random.PRNGKey(3 * i), shape, jnp.float64)
 
@@ -122,7 +126,10 @@ def test_input_grads_only_form_equals_stock_in_float64():
             with input_grads_only():
                 jaxpr = str(jax.make_jaxpr(out_and_dx)(fast))
                 got = jax.jit(out_and_dx)(fast)
-            assert ("conv_general_dilated" in jaxpr) == want_stock, (i, CASES[i])
+            assert ("conv_general_dilated" in jaxpr) == (form != "im2col"), (i, CASES[i])
+            assert ("custom_vjp" in jaxpr) == (form == "phase_grad"), (i, CASES[i])
+            if cls is ConvTranspose:  # the stock deconv is a conv of the 2-dilated input
+                assert ("lhs_dilation=(2, 2)" in jaxpr) == (form == "lax"), (i, CASES[i])
             want = jax.jit(out_and_dx)(stock)
             for what, u, v in zip(("output", "d input"), want, got):
                 np.testing.assert_allclose(v, u, rtol=1e-11, atol=1e-11, err_msg=f"{CASES[i]}: {what}")
@@ -130,22 +137,87 @@ def test_input_grads_only_form_equals_stock_in_float64():
         assert "conv_general_dilated" not in str(jax.make_jaxpr(lambda m: out_and_dx(m))(fast))
 
 
+def test_phase_grad_conv_equals_stock_in_float64():
+    """phase_grad_conv (lax forward, per-phase input gradient, im2col kernel gradient) against
+    lax.conv_general_dilated's autodiff: output, d input and d kernel, SAME and VALID, strides 1-3."""
+    with float64():
+        cases = [((2, 7, 7, 4), 5, 5, 2), ((2, 8, 8, 3), 4, 2, 2), ((2, 14, 14, 3), 5, 4, 2),
+                 ((2, 5, 7, 3), 3, 2, 2), ((2, 7, 8, 2), 2, 3, 3), ((2, 6, 6, 2), 3, 2, 1)]
+        for i, (shape, k, cout, s) in enumerate(cases):
+            x = jax.random.normal(jax.random.PRNGKey(7 * i), shape, jnp.float64)
+            kernel = jax.random.normal(jax.random.PRNGKey(7 * i + 1), (k, k, shape[-1], cout), jnp.float64)
+            for padding in ("SAME", "VALID"):
+                pads = tuple(jax.lax.padtype_to_pads(shape[1:3], (k, k), (s, s), padding))
+
+                def out_and_grads(f):
+                    y, vjp = jax.vjp(lambda u, w: f(u, w, (s, s), pads), x, kernel)
+                    return (y, *vjp(jnp.cos(y)))
+                want = out_and_grads(lambda *a: jax.lax.conv_general_dilated(
+                    *a, dimension_numbers=("NHWC", "HWIO", "NHWC")))
+                got = out_and_grads(conv_mod.phase_grad_conv)
+                for what, u, v in zip(("output", "d input", "d kernel"), want, got):
+                    np.testing.assert_allclose(v, u, rtol=1e-11, atol=1e-11,
+                                               err_msg=f"{shape} k{k} s{s} {padding}: {what}")
+
+
+def _out_and_grads(f, x, kernel, s, pad, argnums=(0,)):
+    """f(x, kernel, (s, s), pad) and its gradients (w.r.t. x, or x and kernel) for a cos(y) cotangent."""
+    y, vjp = jax.vjp(lambda u, w: f(u, w, (s, s), pad), x, kernel)
+    grads = vjp(jnp.cos(y))
+    return (y, *(grads[i] for i in argnums))
+
+
+def _all_close_in_one_jit(cases, names):
+    """cases: (label, want_fn, got_fn) of thunks; all computed in one jitted program (one compile)."""
+    results = jax.jit(lambda: [(want(), got()) for _, want, got in cases])()
+    for (label, _, _), (want, got) in zip(cases, results):
+        for what, u, v in zip(names, want, got):
+            np.testing.assert_allclose(v, u, rtol=1e-11, atol=1e-11, err_msg=f"{label}: {what}")
+
+
 def test_phase_conv_transpose_equals_stock_in_float64():
     """The per-phase form (input_grads_only's transposed conv where the stock one is slow) on every
-    ConvTranspose case and a stride-3 one (phases no tap reaches): output and input gradient."""
+    ConvTranspose case and a stride-3 one (phases no tap reaches): output and input gradient; with
+    ``used`` (a caller that crops, thesis 8x8 -> 7x7) the same crop and input gradient."""
+    stock = lambda *a: jax.lax.conv_transpose(*a, dimension_numbers=("NHWC", "HWIO", "NHWC"))  # noqa: E731
     with float64():
-        cases = [(shape, k, cout, 2) for cls, shape, (k, cout) in CASES if cls is ConvTranspose]
-        for i, (shape, k, cout, s) in enumerate(cases + [((2, 3, 4, 2), 2, 3, 3)]):
+        shapes = [(shape, k, cout, 2) for cls, shape, (k, cout) in CASES if cls is ConvTranspose]
+        cases, cropped = [], []
+        for i, (shape, k, cout, s) in enumerate(shapes + [((2, 3, 4, 2), 2, 3, 3)]):
             x = jax.random.normal(jax.random.PRNGKey(5 * i), shape, jnp.float64)
             kernel = jax.random.normal(jax.random.PRNGKey(5 * i + 1), (k, k, shape[-1], cout), jnp.float64)
+            for pad in ("SAME", "VALID"):
+                label = f"{shape} k{k} s{s} {pad}"
+                args = (x, kernel, s, pad)
+                cases.append((label, lambda a=args: _out_and_grads(stock, *a),
+                              lambda a=args: _out_and_grads(conv_mod.phase_conv_transpose, *a)))
+                if shape[1] != 4 and s == 2:  # used=: the maps smaller than the kernel and stride 3
+                    continue
+                out = jax.eval_shape(lambda: stock(x, kernel, (s, s), pad)).shape
+                h, w = out[1] - 1, max(out[2] - 2, 1)
+                crop = lambda f, h=h, w=w: lambda *a: f(*a)[:, :h, :w]  # noqa: E731
+                used = lambda *a, h=h, w=w: conv_mod.phase_conv_transpose(*a, used=(h, w))  # noqa: E731
+                cropped.append((label + " used", lambda a=args, c=crop: _out_and_grads(c(stock), *a),
+                                lambda a=args, c=crop, u=used: _out_and_grads(c(u), *a)))
+        _all_close_in_one_jit(cases + cropped, ("output", "d input"))
+
+
+def test_phase_grad_conv_equals_stock_in_float64():
+    """phase_grad_conv (lax forward, per-phase input gradient, im2col kernel gradient) against
+    lax.conv_general_dilated's autodiff: output, d input and d kernel, SAME and VALID, strides 1-3."""
+    stock = lambda *a: jax.lax.conv_general_dilated(*a, dimension_numbers=("NHWC", "HWIO", "NHWC"))  # noqa: E731
+    with float64():
+        shapes = [((2, 7, 7, 4), 5, 5, 2), ((2, 8, 8, 3), 4, 2, 2), ((2, 14, 14, 3), 5, 4, 2),
+                  ((2, 5, 7, 3), 3, 2, 2), ((2, 7, 8, 2), 2, 3, 3), ((2, 6, 6, 2), 3, 2, 1)]
+        cases = []
+        for i, (shape, k, cout, s) in enumerate(shapes):
+            x = jax.random.normal(jax.random.PRNGKey(7 * i), shape, jnp.float64)
+            kernel = jax.random.normal(jax.random.PRNGKey(7 * i + 1), (k, k, shape[-1], cout), jnp.float64)
             for padding in ("SAME", "VALID"):
-                def out_and_dx(f):
-                    y, vjp = jax.vjp(lambda u: f(u, kernel, (s, s), padding), x)
-                    return y, vjp(jnp.cos(y))[0]
-                want = out_and_dx(lambda *a: jax.lax.conv_transpose(*a, dimension_numbers=("NHWC", "HWIO", "NHWC")))
-                got = out_and_dx(conv_mod.phase_conv_transpose)
-                for what, u, v in zip(("output", "d input"), want, got):
-                    np.testing.assert_allclose(v, u, rtol=1e-11, atol=1e-11, err_msg=f"{shape} k{k} s{s} {padding}: {what}")
+                args = (x, kernel, s, tuple(jax.lax.padtype_to_pads(shape[1:3], (k, k), (s, s), padding)))
+                cases.append((f"{shape} k{k} s{s} {padding}", lambda a=args: _out_and_grads(stock, *a, argnums=(0, 1)),
+                              lambda a=args: _out_and_grads(conv_mod.phase_grad_conv, *a, argnums=(0, 1))))
+        _all_close_in_one_jit(cases, ("output", "d input", "d kernel"))
 
 
 def test_form_selection_and_same_parameters():

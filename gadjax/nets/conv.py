@@ -24,6 +24,9 @@ fall back to the stock form.
 Under :func:`input_grads_only` (the AnoGAN latent search, which differentiates w.r.t. z
 only) a ``"fast"`` layer takes the stock path where XLA:CPU's conv and its input gradient are
 plain fast convs (:func:`stock_input_grads_fast`); the weight gradients are what is slow there.
+Convs to a map smaller than the kernel keep XLA's forward with a per-phase input gradient
+(:func:`phase_grad_fast`), and transposed convs run as per-phase stride-1 convs except to image
+layers XLA does fast (:func:`phase_transpose_fast`); both forms live in ``gadjax.nets.conv_phase``.
 
 The default is ``"fast"`` on CPU (where it was measured faster) and ``"stock"`` elsewhere
 (cuDNN convs are fast and their gradients are not rewritten this way).  Override, in this
@@ -40,6 +43,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 from jax import lax
+
+from gadjax.nets.conv_phase import _phase_taps, _transpose_pads, phase_conv_transpose, phase_grad_conv  # noqa: F401
 
 FORMS = ("stock", "fast")
 ENV_VAR = "GADJAX_CONV_FORM"
@@ -102,6 +107,25 @@ def stock_input_grads_fast(small_side: tuple[int, ...], kernel_size: tuple[int, 
     return side >= k if transposed else side > k
 
 
+def phase_transpose_fast(out_features: int) -> bool:
+    """Whether, for input gradients only, a transposed conv runs faster as :func:`phase_conv_transpose`
+    even where XLA:CPU's own one is fast (:func:`stock_input_grads_fast`): yes unless it makes an
+    image of <= 4 channels (its per-phase convs are then matmuls <= 4 columns wide).  Measured,
+    batch 64, ms of forward + input gradient, stock / per-phase (median of 21 paired): thesis width
+    64 generator 7->14 26.0 / 23.1, 14->28 (1 channel) 1.9 / 9.0; dcgan 4x4/2 4->8 (256->128)
+    29.6 / 22.7, 8->16 (128->64) 25.8 / 23.7."""
+    return out_features > 4
+
+
+def phase_grad_fast(out_side: tuple[int, ...], kernel_size: tuple[int, ...]) -> bool:
+    """Whether, for input gradients only, a conv to a map smaller than the kernel runs faster as
+    :func:`phase_grad_conv` (XLA's conv forward, per-phase input gradient) than as im2col.
+    Measured (bench/README.md, "AnoGAN search"), batch 64, ms of forward + input gradient, im2col
+    / phase_grad: thesis critic 7->4 (5x5/2, width 64) 34.2 / 32.4; dcgan 8->4 (4x4/2, not smaller
+    than the kernel) 18.8 / 23.6."""
+    return min(out_side) < max(kernel_size)
+
+
 def _pairs(value, n: int) -> tuple[int, ...]:
     if value is None:
         return (1,) * n
@@ -140,36 +164,6 @@ def im2col_conv(x: jax.Array, kernel: jax.Array, strides=(1, 1), pads=((0, 0), (
                            precision=precision)
 
 
-def _transpose_pads(k: int, s: int, padding: str) -> tuple[int, int]:
-    """The padding of the dilated input that ``lax.conv_transpose`` uses (its ``_conv_transpose_padding``)."""
-    if padding == "SAME":
-        pad_len = k + s - 2
-        pad_a = k - 1 if s > k - 1 else int(np.ceil(pad_len / 2))
-    else:  # VALID
-        pad_len = k + s - 2 + max(k - s, 0)
-        pad_a = k - 1
-    return pad_a, pad_len - pad_a
-
-
-def _phase_taps(n: int, k: int, s: int, pad: tuple[int, int]):
-    """One spatial axis of a stride-s transposed conv in sub-pixel form.
-
-    The transposed conv correlates the s-dilated, ``pad``-padded input with the kernel:
-    ``y[s*i + a] = sum_d x[i + d] * w[s*d + pad_lo - a]``.  Returns ``taps`` (D, s): the kernel
-    index for offset ``dmin + r`` and phase ``a`` (``k`` = a zero tap), the input padding
-    (lo, hi; may be negative) that makes a VALID stride-1 conv give ``n_i`` rows, ``n_i``,
-    and the output length."""
-    lo, hi = pad
-    out = (n - 1) * s + 1 + lo + hi - k + 1
-    n_i = -(-out // s)
-    ds = [(a, d) for a in range(s) for d in range(-(-(a - lo) // s), (k - 1 + a - lo) // s + 1)]
-    dmin, dmax = min(d for _, d in ds), max(d for _, d in ds)
-    taps = np.full((dmax - dmin + 1, s), k, np.int32)
-    for a, d in ds:
-        taps[d - dmin, a] = s * d + lo - a
-    return taps, (-dmin, n_i - 1 + dmax - (n - 1)), n_i, out
-
-
 def subpixel_conv_transpose(x: jax.Array, kernel: jax.Array, strides, padding, precision=None):
     """= ``lax.conv_transpose(x, kernel, strides, padding)`` (NHWC, HWIO, ``transpose_kernel=False``)
     as one stride-1 conv with s_h*s_w*out channels, then depth-to-space."""
@@ -187,35 +181,6 @@ def subpixel_conv_transpose(x: jax.Array, kernel: jax.Array, strides, padding, p
     y = im2col_conv(x, sub, (1, 1), (pad_h, pad_w), precision)           # (B, n_h, n_w, sh*sw*out)
     b = x.shape[0]
     y = y.reshape(b, n_h, n_w, sh, sw, cout).transpose(0, 1, 3, 2, 4, 5).reshape(b, n_h * sh, n_w * sw, cout)
-    return y[:, :out_h, :out_w, :]
-
-
-def phase_conv_transpose(x: jax.Array, kernel: jax.Array, strides, padding, precision=None):
-    """= ``lax.conv_transpose(x, kernel, strides, padding)`` as s_h*s_w stride-1 stock convs, one
-    per output phase with only that phase's taps (no zero taps: 25 instead of 36 for 5x5/2),
-    interleaved.  For input-gradient use on XLA:CPU, where the stock transposed conv from a map
-    smaller than the kernel is slow but these small stride-1 convs and their input gradients are
-    not (thesis generator 4->8, width 64: 22 vs 26 ms for the sub-pixel form, forward + input grad)."""
-    kh, kw, cin, cout = kernel.shape
-    (sh, sw), (b, h, w, _) = strides, x.shape
-    pads = (_transpose_pads(kh, sh, padding), _transpose_pads(kw, sw, padding)) if isinstance(padding, str) else padding
-    taps_h, pad_h, n_h, out_h = _phase_taps(h, kh, sh, pads[0])
-    taps_w, pad_w, n_w, out_w = _phase_taps(w, kw, sw, pads[1])
-    rows = []
-    for a in range(sh):
-        cols = []
-        for c in range(sw):
-            ih, iw = np.flatnonzero(taps_h[:, a] != kh), np.flatnonzero(taps_w[:, c] != kw)  # this phase's taps
-            if ih.size == 0 or iw.size == 0:  # stride > kernel: a phase no tap reaches
-                cols.append(jnp.zeros((b, n_h, n_w, cout), jnp.result_type(x, kernel)))
-                continue
-            sub = kernel[taps_h[ih, a][:, None], taps_w[iw, c][None, :]]
-            ph = (pad_h[0] - ih[0], pad_h[1] - (taps_h.shape[0] - 1 - ih[-1]))
-            pw = (pad_w[0] - iw[0], pad_w[1] - (taps_w.shape[0] - 1 - iw[-1]))
-            cols.append(lax.conv_general_dilated(x, sub, (1, 1), (ph, pw), dimension_numbers=("NHWC", "HWIO", "NHWC"),
-                                                 precision=precision))
-        rows.append(jnp.stack(cols, 3))                                   # (B, n_h, n_w, sw, out)
-    y = jnp.stack(rows, 2).reshape(b, n_h * sh, n_w * sw, cout)          # (B, n_h, sh, n_w, sw, out) -> interleaved
     return y[:, :out_h, :out_w, :]
 
 
@@ -246,7 +211,10 @@ class Conv(nnx.Conv):
             return super().__call__(inputs, out_sharding=out_sharding)
         bias = self.bias[...] if self.bias is not None else None
         inputs, kernel, bias = self.promote_dtype((inputs, self.kernel[...], bias), dtype=self.dtype)
-        y = im2col_conv(inputs, kernel, strides, pads, self.precision)
+        if _input_grads_only and phase_grad_fast(out_side, self.kernel_size):
+            y = phase_grad_conv(inputs, kernel, strides, pads, self.precision)
+        else:
+            y = im2col_conv(inputs, kernel, strides, pads, self.precision)
         return y + bias if self.use_bias else y
 
 
@@ -262,13 +230,17 @@ class ConvTranspose(nnx.ConvTranspose):
                 and not self.transpose_kernel and self.preferred_element_type is None
                 and _pairs(self.kernel_dilation, 2) == (1, 1) and _explicit_pads(self.padding, 2) is not None)
 
-    def __call__(self, inputs: jax.Array) -> jax.Array:
+    def __call__(self, inputs: jax.Array, used: tuple[int, int] | None = None) -> jax.Array:
+        """``used`` = (h, w): the caller reads only ``y[:, :h, :w]`` (and crops it itself); under
+        :func:`input_grads_only` the per-phase form then leaves the rest uncomputed (zeros)."""
         if not self._covered(inputs) or (_input_grads_only and stock_input_grads_fast(
-                inputs.shape[1:3], self.kernel_size, transposed=True)):
+                inputs.shape[1:3], self.kernel_size, transposed=True) and not phase_transpose_fast(self.out_features)):
             return super().__call__(inputs)
         bias = self.bias[...] if self.bias is not None else None
         inputs, kernel, bias = self.promote_dtype((inputs, self.kernel[...], bias), dtype=self.dtype)
-        # input gradients only: per-phase stock convs (no zero taps); else one sub-pixel matmul
-        form = phase_conv_transpose if _input_grads_only else subpixel_conv_transpose
-        y = form(inputs, kernel, _pairs(self.strides, 2), _explicit_pads(self.padding, 2), self.precision)
+        strides, pads = _pairs(self.strides, 2), _explicit_pads(self.padding, 2)
+        if _input_grads_only:  # per-phase stock convs (no zero taps, no cropped rows)
+            y = phase_conv_transpose(inputs, kernel, strides, pads, self.precision, used)
+        else:  # one sub-pixel matmul
+            y = subpixel_conv_transpose(inputs, kernel, strides, pads, self.precision)
         return y + bias if self.use_bias else y

@@ -42,7 +42,9 @@ class ThesisGenerator(nnx.Module):
         if self.latent_norm:
             z = pixel_norm(z)
         x = nnx.relu(self.project(z)).reshape(z.shape[0], 4, 4, 4 * self.ngf)
-        x = nnx.relu(self.up1(x))[:, :7, :7, :]  # 8x8 -> 7x7 so that two doublings reach 28
+        # 8x8 -> 7x7 so that two doublings reach 28 (``used``: the AnoGAN search's per-phase form
+        # skips the cropped row and column; training computes the same 8x8 and crops as before)
+        x = nnx.relu(self.up1(x, used=(7, 7)))[:, :7, :7, :]
         x = nnx.relu(self.up2(x))
         return nnx.sigmoid(self.up3(x))
 
