@@ -176,7 +176,7 @@ def stack(run) -> str:
         for m in s.stack_members:
             r, why = (None, err) if lone is None else run.attempt(
                 functools.partial(bench_stack.measure, lone, m, s.stack_repeats))
-            rows.append(r or {"width": width, "members": m, "error": why})
+            rows += r or [{"width": width, "members": m, "error": why}]
         del lone  # its M states and batches
     return page(
         f"Stacked vs sequential training: thesis WGAN-GP 28x28x1, batch {s.batch} per model, n_critic {s.n_critic}, "

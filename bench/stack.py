@@ -25,7 +25,9 @@ depend on the values.
 Models (``--model``; built as ``bench/mfu.py: build_trainer`` builds them): ``wgan-thesis``
 (the thesis WGAN-GP that AnoGAN and f-AnoGAN train, 28x28x1, z_dim 100; the default),
 ``wgan-dcgan``, ``ganomaly``, ``egbad`` (the detectors' trainers at ``--width``, 28x28x1).
-Before its first run each stack's compiled program is checked against the device memory
+``--chunks K ...`` adds, per K < M, a stacked form that is not ``StackTrainer``'s: ``lax.map``
+of the lone step over the model axis with ``batch_size=K`` (M/K vmaps of K models, looped in
+one program), timed in the same interleaved rounds.  Before its first run each stack's compiled program is checked against the device memory
 (``StackTrainer.check_memory``'s rule, on the compiled program's own memory analysis: no
 second compile); devices that report no limit (CPUs) are not checked.
 
@@ -59,6 +61,8 @@ def parse_args(argv=None):
     ap.add_argument("--target-s", type=float, default=30.0,
                     help="auto repeats: about this many seconds of timed work per (width, M)")
     ap.add_argument("--unroll", default="default", help="n_critic loop form: default | true | 1 (rolled)")
+    ap.add_argument("--chunks", type=int, nargs="*", default=[],
+                    help="also time lax.map over the models in chunks of K (vmap of K inside a loop), per K < M")
     args = ap.parse_args(argv)
     if args.repeats != "auto":
         args.repeats = int(args.repeats)
@@ -138,19 +142,29 @@ class Lone:
 
 
 class Stacked:
-    """``StackTrainer(lone, M)``: its initial state (model i from PRNGKey(i)), batches and compiled step."""
+    """``StackTrainer(lone, M)``: its initial state (model i from PRNGKey(i)), batches and compiled step.
 
-    def __init__(self, lone: Lone, members: int):
+    ``chunk`` K (< M): instead of ``StackTrainer.step`` (vmap over all M models), ``lax.map``
+    of the lone step over the model axis with ``batch_size=K``: a loop over M/K vmaps of K
+    models in one program (an experiment: smaller working sets per op than one vmap of M)."""
+
+    def __init__(self, lone: Lone, members: int, chunk: int | None = None):
         import jax
 
         from gadjax.train.stack import StackTrainer, seed_keys
 
         self.trainer = s = StackTrainer(lone.trainer, members)
-        self.members = members
+        self.members, self.chunk = members, chunk
+        self.form = "vmap" if chunk is None else f"lax.map, chunks of {chunk}"
         self.batches = s.put_batches(lone.host[:members])
         self.state = jax.block_until_ready(s.init(seed_keys(range(members))))
+        step = s.step
+        if chunk is not None:
+            base = lone.trainer
+            step = jax.jit(lambda state, batches: jax.lax.map(lambda a: base._step(*a), (state, batches),
+                                                              batch_size=chunk), donate_argnums=0)
         t0 = time.perf_counter()
-        self.compiled = s.step.lower(self.state, self.batches).compile()
+        self.compiled = step.lower(self.state, self.batches).compile()
         self.compile_s = time.perf_counter() - t0
         self.need = memory_need(self.compiled)
         check_memory(self.need, members, lone.batch)
@@ -162,15 +176,16 @@ class Stacked:
         return jax.block_until_ready(m)
 
 
-def measure(lone: Lone, members: int, repeats: int, log=sys.stderr) -> dict:
-    """Sequential vs stacked for one M (``lone`` already compiled): timings and images/s."""
+def measure(lone: Lone, members: int, repeats: int, chunks=(), log=sys.stderr) -> list[dict]:
+    """Sequential vs stacked for one M (``lone`` already compiled): timings and images/s, one
+    row per stacked form (vmap, then ``lax.map`` in each of ``chunks`` smaller than M)."""
     import numpy as np
 
     from harness import interleaved_medians
 
-    stack = Stacked(lone, members)
+    stacks = [Stacked(lone, members)] + [Stacked(lone, members, k) for k in chunks if k < members]
     case = f"width {lone.width} M={members}"
-    seq, stk = "sequential", "stacked"
+    seq = "sequential"
     last = {}
 
     def keep(name, fn):
@@ -179,18 +194,22 @@ def measure(lone: Lone, members: int, repeats: int, log=sys.stderr) -> dict:
             return last[name]
         return call
 
-    res = interleaved_medians({case: [(seq, keep(seq, lambda: lone.run(members))), (stk, keep(stk, stack.run))]},
+    res = interleaved_medians({case: [(seq, keep(seq, lambda: lone.run(members)))]
+                               + [(st.form, keep(st.form, st.run)) for st in stacks]},
                               {}, repeats, baseline=seq, ms_digits=0, log=log)[case]
-    metrics = [*last[seq], last[stk]]
+    metrics = [*last[seq], *(last[st.form] for st in stacks)]
     if not all(bool(np.all(np.asarray(m["finite"]))) for m in metrics if "finite" in m):
         print(f"warning: non-finite values ({case})", file=log, flush=True)
     images = members * lone.trainer.batches_per_step * lone.batch
-    s, t = res[seq], res[stk]
-    out = dict(width=lone.width, members=members, lone_compile=lone.compile_s, stack_compile=stack.compile_s,
-               seq_first=s.first, stack_first=t.first, repeats=s.n, need=stack.need,
-               seq=(s.median, min(s.times), max(s.times)), stack=(t.median, min(t.times), max(t.times)),
-               seq_ips=images / s.median, stack_ips=images / t.median, speedup=s.median / t.median,
-               paired=statistics.median(a / b for a, b in zip(s.times, t.times)))
+    s, out = res[seq], []
+    for st in stacks:
+        t = res[st.form]
+        out.append(dict(width=lone.width, members=members, form=st.form, lone_compile=lone.compile_s,
+                        stack_compile=st.compile_s, seq_first=s.first, stack_first=t.first, repeats=s.n,
+                        need=st.need, seq=(s.median, min(s.times), max(s.times)),
+                        stack=(t.median, min(t.times), max(t.times)), seq_ips=images / s.median,
+                        stack_ips=images / t.median, speedup=s.median / t.median,
+                        paired=statistics.median(a / b for a, b in zip(s.times, t.times))))
     return out
 
 
@@ -199,18 +218,18 @@ def table(model: str, rows: list[dict]) -> str:
     def ms(t):
         return f"{1e3 * t[0]:.1f} ({1e3 * t[1]:.1f}-{1e3 * t[2]:.1f})"
 
-    head = ["model", "width", "M", "lone compile s", "stack compile s", "stack memory MiB", "first run s seq / stack",
+    head = ["model", "width", "M", "stacked form", "lone compile s", "stack compile s", "stack memory MiB", "first run s seq / stack",
             "repeats", "sequential ms / step (all M)", "stacked ms / step", "sequential images / s",
             "stacked images / s", "stacked / sequential", "paired"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         if "error" in r:  # the GPU suite's full mode: a configuration that failed (out of memory, ...)
-            lines.append("| " + " | ".join([model, str(r["width"]), str(r["members"]), r["error"]]
-                                           + [""] * (len(head) - 4)) + " |")
+            lines.append("| " + " | ".join([model, str(r["width"]), str(r["members"]), "", r["error"]]
+                                           + [""] * (len(head) - 5)) + " |")
             continue
         mem = "n/a" if r["need"] is None else f"{r['need'] / 2**20:.0f}"
         lines.append("| " + " | ".join(str(c) for c in [
-            model, r["width"], r["members"], f"{r['lone_compile']:.1f}", f"{r['stack_compile']:.1f}", mem,
+            model, r["width"], r["members"], r["form"], f"{r['lone_compile']:.1f}", f"{r['stack_compile']:.1f}", mem,
             f"{r['seq_first']:.2f} / {r['stack_first']:.2f}", r["repeats"], ms(r["seq"]), ms(r["stack"]),
             f"{r['seq_ips']:,.0f}", f"{r['stack_ips']:,.0f}", f"{r['speedup']:.2f}x", f"{r['paired']:.2f}x"]) + " |")
     return "\n".join(lines)
@@ -242,10 +261,10 @@ def main(argv=None):
               file=sys.stderr, flush=True)
         for m in members:
             reps = auto_repeats(lone.step_s, m, args.target_s) if args.repeats == "auto" else args.repeats
-            rows.append(measure(lone, m, reps))
-            r = rows[-1]
-            print(f"  done: width {width} M={m}: stack compile {r['stack_compile']:.1f} s, "
-                  f"stacked / sequential {r['speedup']:.2f}x", file=sys.stderr, flush=True)
+            rows += measure(lone, m, reps, args.chunks)
+            print(f"  done: width {width} M={m}: " + "; ".join(
+                f"{r['form']}: compile {r['stack_compile']:.1f} s, stacked / sequential {r['speedup']:.2f}x"
+                for r in rows if r["width"] == width and r["members"] == m), file=sys.stderr, flush=True)
         del lone
     print(f"load avg at the end {'%.2f %.2f %.2f' % os.getloadavg()}\n")
     print(table(args.model, rows))

@@ -12,12 +12,14 @@ _spec.loader.exec_module(bench)
 
 def test_table_for_each_width_and_stack_size(capsys):
     rows = bench.main(["--model", "ganomaly", "--widths", "4", "--members", "2", "1", "--batch", "4",
-                       "--repeats", "1"])
+                       "--repeats", "1", "--chunks", "1"])
     out = capsys.readouterr().out
     assert out.startswith("command: python bench/stack.py --model ganomaly") and "load avg" in out
-    assert [(r["width"], r["members"]) for r in rows] == [(4, 1), (4, 2)]  # sorted, once each
+    # sorted, once each; chunks of 1 only where 1 < M
+    assert [(r["width"], r["members"], r["form"]) for r in rows] == [
+        (4, 1, "vmap"), (4, 2, "vmap"), (4, 2, "lax.map, chunks of 1")]
     lines = [l for l in out.splitlines() if l.startswith("| ganomaly | 4 |")]
-    assert len(lines) == 2
+    assert len(lines) == 3
     for r, line in zip(rows, lines):
         assert r["seq_ips"] > 0 and r["stack_ips"] > 0 and r["repeats"] == 1
         assert abs(r["speedup"] - r["seq"][0] / r["stack"][0]) < 1e-9

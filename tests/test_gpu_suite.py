@@ -132,8 +132,9 @@ def test_stack_rows_every_width_and_size(tables):
     for width in S.stack_widths:
         for m in S.stack_members:
             row = one_row(tables["stack"], "wgan-thesis", width, m)
-            assert number(row[10]) > 0 and number(row[11]) > 0  # sequential and stacked images / s
-            assert row[12].endswith("x") and number(row[12]) > 0  # stacked / sequential
+            assert row[3] == "vmap"
+            assert number(row[11]) > 0 and number(row[12]) > 0  # sequential and stacked images / s
+            assert row[13].endswith("x") and number(row[13]) > 0  # stacked / sequential
 
 
 def test_attempt_reports_in_full_mode_and_raises_in_smoke():
