@@ -15,6 +15,8 @@ Tables (``<out_dir>/<name>.md``; one function each in ``bench/gpu_tables.py`` / 
   torch_peer         the PyTorch peer (``bench/torch_peer.py``) on the same device, eager and
                      ``torch.compile``; needs torch with CUDA (``--smoke``: torch on CPU)
   data_parallel      one device vs ``parallel=True`` over all local devices (when there are several)
+  stack              M thesis WGAN-GPs trained as one program (``StackTrainer``) vs M lone steps in turn,
+                     M = 1 / 10 / 30 at widths 16 and 64 (``bench/stack.py``)
 
 Every file starts with the command, the date, the machine, the library versions and the load
 average when the table was written, and ends with the seconds the table took.  Untrained nets
@@ -43,7 +45,7 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-TABLES = ("train_step", "anogan_search", "fanogan_vs_anogan", "detectors", "torch_peer", "data_parallel")
+TABLES = ("train_step", "anogan_search", "fanogan_vs_anogan", "detectors", "torch_peer", "data_parallel", "stack")
 FULL_BUDGET_S = 480  # the 8 minutes on one GPU
 
 
@@ -74,6 +76,9 @@ class Settings:
     torch_repeats: int
     torch_compile: bool        # torch.compile-d search too (takes ~a minute per width to compile)
     dp_weak: bool              # data parallel: also the global batch x devices (weak scaling) row
+    stack_widths: tuple        # thesis WGAN-GP widths of the stacked-vs-sequential table (batch, n_critic above)
+    stack_members: tuple       # stack sizes M
+    stack_repeats: int
 
 
 # Sized for the 8 minutes on one H200: compiles dominate (12 train steps, ~11 scorers,
@@ -85,7 +90,8 @@ FULL = Settings(
     per_image=8, search_repeats=3,
     detector_width=64, detector_batch=256, detector_images=512, detector_search_steps=500,
     madgan_window=(30, 8), detector_repeats=3,
-    torch_widths=(16, 64), torch_search_steps=100, torch_repeats=5, torch_compile=True, dp_weak=True)
+    torch_widths=(16, 64), torch_search_steps=100, torch_repeats=5, torch_compile=True, dp_weak=True,
+    stack_widths=(16, 64), stack_members=(1, 10, 30), stack_repeats=5)
 
 # Tiny shapes, same paths: the thesis and DCGAN nets (16x16x3: the smallest size they build) at one
 # width each (a second thesis width is the same code and 4 more compiles, ~15 s), n_critic 2 (the
@@ -97,7 +103,8 @@ SMOKE = Settings(
     per_image=2, search_repeats=2,
     detector_width=4, detector_batch=8, detector_images=16, detector_search_steps=3,
     madgan_window=(6, 3), detector_repeats=2,
-    torch_widths=(4,), torch_search_steps=3, torch_repeats=2, torch_compile=False, dp_weak=False)
+    torch_widths=(4,), torch_search_steps=3, torch_repeats=2, torch_compile=False, dp_weak=False,
+    stack_widths=(2,), stack_members=(1, 2), stack_repeats=2)
 
 
 @dataclasses.dataclass

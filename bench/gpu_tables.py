@@ -165,6 +165,30 @@ def data_parallel(run) -> str:
             "vs 1 device"], rows))
 
 
+def stack(run) -> str:
+    import stack as bench_stack  # bench/stack.py
+
+    s = run.settings
+    rows = []
+    for width in s.stack_widths:
+        lone, err = run.attempt(functools.partial(bench_stack.Lone, "wgan-thesis", width, s.batch, s.n_critic, None,
+                                                  max(s.stack_members)))
+        for m in s.stack_members:
+            r, why = (None, err) if lone is None else run.attempt(
+                functools.partial(bench_stack.measure, lone, m, s.stack_repeats))
+            rows += r or [{"width": width, "members": m, "error": why}]
+        del lone  # its M states and batches
+    return page(
+        f"Stacked vs sequential training: thesis WGAN-GP 28x28x1, batch {s.batch} per model, n_critic {s.n_critic}, "
+        f"float32, default n_critic loop",
+        f"M models trained for one step each: sequential = the lone `GANTrainer.step` (compiled once) called M times "
+        f"in turn, each model on its own state and batches; stacked = one `StackTrainer(lone, M).step` (vmap over a "
+        f"model axis). images/s = M x n_critic x batch / time; stacked / sequential = sequential time / stacked "
+        f"time; {s.stack_repeats} interleaved repeats (`bench/stack.py: measure`), compile apart. Memory: the stacked "
+        f"program's own need (XLA memory analysis), checked against the device's limit before its first run.",
+        bench_stack.table("wgan-thesis", rows))
+
+
 def search_setup(run) -> dict:
     """Untrained generator, critic features and encoder of ``settings.search_net``, bound for
     scoring, and random images in the generator's range, one slice per batch size."""

@@ -127,6 +127,16 @@ def test_data_parallel_over_all_local_devices(tables):
     assert number(single[0][5]) > 0 and number(parallel[0][5]) > 0 and parallel[0][6] != ""
 
 
+@pytest.mark.slow
+def test_stack_rows_every_width_and_size(tables):
+    for width in S.stack_widths:
+        for m in S.stack_members:
+            row = one_row(tables["stack"], "wgan-thesis", width, m)
+            assert row[3] == "vmap"
+            assert number(row[11]) > 0 and number(row[12]) > 0  # sequential and stacked images / s
+            assert row[13].endswith("x") and number(row[13]) > 0  # stacked / sequential
+
+
 def test_attempt_reports_in_full_mode_and_raises_in_smoke():
     full, smoke = (suite.Run(S, flag, "cmd") for flag in (False, True))
     assert full.attempt(lambda: 1) == (1, None)
