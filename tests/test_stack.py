@@ -185,3 +185,16 @@ def test_stacked_joint_encoder_calibrates_each_model_like_a_lone_fit(float64):
     assert stack.detector(1).config == stack.configs_[1]
     again = DetectorStack.from_detectors([stack.detector(0), stack.detector(1)])
     np.testing.assert_allclose(again.score_samples(x_test), scores, rtol=1e-12)
+
+
+def test_chunked_stack_step_equals_the_vmapped_one(float64):
+    """chunk=K: lax.map over the models in chunks of K (M not a multiple of K included)."""
+    cfg = GANConfig(NetSpec("dcgan", (16, 16, 1), z_dim=8, width=4, generator_norm="batch"), "lsgan", n_critic=1)
+    whole, chunked = StackTrainer(GANTrainer(cfg), 3), StackTrainer(GANTrainer(cfg), 3, chunk=2)
+    keys = jnp.stack([jax.random.PRNGKey(s) for s in (0, 5, 7)])
+    a, b = whole.init(keys), chunked.init(keys)
+    xs = np.stack([data.to_float(x, "tanh")[:8].reshape(1, 8, 16, 16, 1) for x in _datasets()]).astype(np.float64)
+    for _ in range(2):
+        a, _ = whole.step(a, jnp.asarray(xs))
+        b, _ = chunked.step(b, jnp.asarray(xs))
+    _assert_trees_close(a, b)

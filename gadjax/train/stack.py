@@ -66,12 +66,18 @@ class StackTrainer:
       shard: None (one device), ``"model"`` or ``"batch"``: the axis split over
         ``parallel``'s devices (default: all devices); see the module docstring.
       parallel: a ``DataParallel`` mesh for ``shard`` (default ``DataParallel.create()``).
+      chunk: None (``vmap`` over all M models) or K: ``lax.map`` over the models in
+        chunks of K (a loop of K-model ``vmap``s inside the one program).  Same results;
+        on a CPU each op's data then fits the caches better (``bench/stack.py``).
     """
 
     def __init__(self, base: PlayerTrainer, members: int, fixed: dict | None = None, shard: str | None = None,
-                 parallel: DataParallel | None = None):
+                 parallel: DataParallel | None = None, chunk: int | None = None):
         if members < 1:
             raise ValueError(f"a stack needs at least 1 model, got {members}")
+        if chunk is not None and not 1 <= chunk:
+            raise ValueError(f"chunk must be None or >= 1, got {chunk}")
+        self.chunk = None if chunk is None or chunk >= members else int(chunk)
         if base.parallel is not None:
             raise ValueError("the base trainer of a stack must be built with parallel=False; shard the stack "
                              "with shard='model' or shard='batch'")
@@ -141,7 +147,9 @@ class StackTrainer:
         if batches.shape[0] != self.members:
             raise ValueError(f"step expects batches of shape (M={self.members}, batches_per_step, B, ...), "
                              f"got {batches.shape}")
-        return jax.vmap(self.base._step)(state, batches)
+        if self.chunk is None:
+            return jax.vmap(self.base._step)(state, batches)
+        return jax.lax.map(lambda a: self.base._step(*a), (state, batches), batch_size=self.chunk)
 
     def memory_bytes(self, batch_size: int) -> int:
         """Bytes one compiled step needs on each device (arguments + outputs not aliased +
