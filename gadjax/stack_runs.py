@@ -25,7 +25,7 @@ import jax
 
 from gadjax.models import DETECTORS
 from gadjax.models.config import Config, json_ready
-from gadjax.models.stack import DetectorStack
+from gadjax.models.stack import DetectorStack, check_stackable
 from gadjax.runs import DataSpec, RunSpec, evaluate_run, test_subset
 from gadjax.train.rundir import RunLock, check_out_dir, differences, write_json
 from gadjax.train.stack import SHARDS
@@ -60,6 +60,11 @@ class StackSpec:
                 raise ValueError(f"{flag}: {list(values)} names a value twice")
         if self.shard not in (None,) + SHARDS:
             raise ValueError(f"--shard: expected one of {SHARDS}, got {self.shard!r}")
+        try:  # before any data is loaded
+            check_stackable(DETECTORS[self.model])
+        except NotImplementedError as err:
+            raise ValueError(f"--model {self.model}: {err}; train its models one at a time (one --seed and one "
+                             f"--normal-class)") from None
 
     def members(self) -> list[tuple[str, RunSpec]]:
         """``(directory name, lone RunSpec)`` of every model, classes outer, seeds inner."""

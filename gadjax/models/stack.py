@@ -61,6 +61,13 @@ def anogan_stack_batch(nets: dict, x: jax.Array, keys: jax.Array, offset, config
     return jax.vmap(one, in_axes=(0, None if shared else 0, 0))(nets, x, keys)
 
 
+def check_stackable(cls: type) -> None:
+    """Raise ``NotImplementedError`` for a detector class a stack cannot run."""
+    # MAD-GAN's scorer takes a key per batch besides the nets; AnoGAN's search is vmapped here.
+    if cls._score_batch is not Detector._score_batch and cls is not AnoGAN:
+        raise NotImplementedError(f"{cls.__name__} cannot be stacked yet (its scorer is not a pure score_fn)")
+
+
 def _detector_class(detector) -> type:
     from gadjax.models import DETECTORS
     if isinstance(detector, str):
@@ -90,9 +97,7 @@ class DetectorStack:
         cls = _detector_class(detector)
         if config is None and isinstance(detector, Detector):
             config = detector.config
-        # MAD-GAN's scorer takes a key per batch besides the nets; AnoGAN's search is vmapped here.
-        if cls._score_batch is not Detector._score_batch and cls is not AnoGAN:
-            raise NotImplementedError(f"{cls.__name__} cannot be stacked yet (its scorer is not a pure score_fn)")
+        check_stackable(cls)
         self.seeds = [int(s) for s in seeds]
         if not self.seeds:
             raise ValueError("seeds must name at least one model")
