@@ -17,6 +17,7 @@ import numpy as np
 
 from gadjax.data.transforms import check_samples
 from gadjax.models.base import GANDetector
+from gadjax.models.stack import stacked_fixed
 from gadjax.runs import RunSpec
 from gadjax.stack_runs import StackSpec, _stack
 from gadjax.train.stack import StackTrainer, seed_keys, take_model
@@ -77,9 +78,7 @@ def probe_stack(spec: StackSpec, sample_shape: tuple, repeats: int = 2) -> dict:
     phases, states = {}, {}
     for phase in t.phases:
         base = t.trainer(phase)
-        fixed = {n: next((s.params[n], s.stats[n]) for s in states.values() if n in s.params)
-                 for n in getattr(base, "fixed", {})}
-        trainer = StackTrainer(base, m, fixed, shard=spec.shard)
+        trainer = StackTrainer(base, m, stacked_fixed(base, states), shard=spec.shard)
         batches = rng.uniform(lo, hi, (m, trainer.batches_per_step, cfg.batch_size, *sample_shape))
         batches = trainer.put_batches(batches.astype(np.float32))
         box = [trainer.init(seed_keys(seeds))]

@@ -226,7 +226,6 @@ def reuse_gan(src, out, spec: RunSpec) -> bool:
     way to compare scorers on one GAN).  Returns True when copied; False (nothing done)
     when ``out`` already has a GAN or ``src`` is no match.
     """
-    from gadjax.train import Checkpointer
     src, out = pathlib.Path(src), pathlib.Path(out)
     cls = DETECTORS.get(spec.model)
     if (out / "gan").exists() or not (src / "config.json").exists() or not issubclass(cls, GANDetector):
@@ -237,14 +236,22 @@ def reuse_gan(src, out, spec: RunSpec) -> bool:
     a, b = theirs.config.to_dict(), spec.config.to_dict()
     if any(a.get(k) != b.get(k) for k in GANDetector.GAN_FIELDS):
         return False
-    checkpoints = src / "gan" / "checkpoints"
-    if not checkpoints.is_dir() or Checkpointer(checkpoints).latest_step() != spec.config.steps:
+    return copy_finished_gan(src / "gan", out / "gan", spec.config.steps)
+
+
+def copy_finished_gan(src_gan, target, steps: int) -> bool:
+    """Copy GAN phase directory ``src_gan`` to ``target`` when its last checkpoint is at
+    ``steps`` (a finished GAN); returns whether it did."""
+    from gadjax.train import Checkpointer
+    src_gan, target = pathlib.Path(src_gan), pathlib.Path(target)
+    checkpoints = src_gan / "checkpoints"
+    if not checkpoints.is_dir() or Checkpointer(checkpoints).latest_step() != steps:
         return False
-    out.mkdir(parents=True, exist_ok=True)
-    tmp = out / ".gan_copy"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / ".gan_copy"
     shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(src / "gan", tmp)
-    tmp.rename(out / "gan")  # atomic: a killed copy leaves only .gan_copy, redone next time
+    shutil.copytree(src_gan, tmp)
+    tmp.rename(target)  # atomic: a killed copy leaves only .gan_copy, redone next time
     return True
 
 

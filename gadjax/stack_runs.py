@@ -18,15 +18,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import pathlib
-import shutil
 import sys
 
 import jax
 
 from gadjax.models import DETECTORS
 from gadjax.models.config import Config, json_ready
-from gadjax.models.stack import DetectorStack, check_stackable
-from gadjax.runs import DataSpec, RunSpec, evaluate_run, test_subset
+from gadjax.models.stack import DetectorStack, check_stackable, stacked_fixed
+from gadjax.runs import DataSpec, RunSpec, copy_finished_gan, evaluate_run, test_subset
 from gadjax.train.rundir import RunLock, check_out_dir, differences, write_json
 from gadjax.train.stack import SHARDS
 
@@ -108,14 +107,10 @@ def load_stack_spec(out) -> StackSpec:
 
 
 def _stack(spec: StackSpec, out: pathlib.Path | None) -> DetectorStack:
-    members = spec.members()
-    try:
-        return DetectorStack(spec.model, [m.config.seed for _, m in members], spec.config, out_dir=out,
-                             progress=spec.progress, log_every=spec.log_every,
-                             checkpoint_every=spec.checkpoint_every, shard=spec.shard)
-    except NotImplementedError as err:
-        raise ValueError(f"--model {spec.model}: {err}; train its models one at a time (one --seed and one "
-                         f"--normal-class)") from None
+    # StackSpec has already refused detectors that cannot be stacked.
+    return DetectorStack(spec.model, [m.config.seed for _, m in spec.members()], spec.config, out_dir=out,
+                         progress=spec.progress, log_every=spec.log_every, checkpoint_every=spec.checkpoint_every,
+                         shard=spec.shard)
 
 
 def prepare_stack(spec: StackSpec, out):
@@ -228,9 +223,7 @@ def stack_groups(spec: StackSpec, sample_shape: tuple, limit_bytes: int | None =
     states, need = {}, 0
     for phase in t.phases:
         base = t.trainer(phase)
-        fixed = {n: next((s.params[n], s.stats[n]) for s in states.values() if n in s.params)
-                 for n in getattr(base, "fixed", {})}
-        trainer = StackTrainer(base, 1, fixed)
+        trainer = StackTrainer(base, 1, stacked_fixed(base, states))
         need = max(need, trainer.memory_bytes(spec.config.batch_size))
         states[phase] = trainer.init(seed_keys(one.seeds))
         t.states_[phase] = take_model(states[phase], 0)
@@ -252,7 +245,6 @@ def reuse_stack_gan(src, out, spec: StackSpec) -> bool:
     stack ``src``'s finished GANs when it trained them with the same data, models and GAN
     settings (training again would give the same weights).  Returns True when copied."""
     from gadjax.models.base import GANDetector
-    from gadjax.train import Checkpointer
     src, out = pathlib.Path(src), pathlib.Path(out)
     target = out / STACK_DIR / "gan"
     if target.exists() or not is_stack_run(src) or not issubclass(DETECTORS[spec.model], GANDetector):
@@ -264,15 +256,7 @@ def reuse_stack_gan(src, out, spec: StackSpec) -> bool:
     a, b = theirs.config.to_dict(), spec.config.to_dict()
     if any(a.get(k) != b.get(k) for k in GANDetector.GAN_FIELDS):
         return False
-    checkpoints = src / STACK_DIR / "gan" / "checkpoints"
-    if not checkpoints.is_dir() or Checkpointer(checkpoints).latest_step() != spec.config.steps:
-        return False
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / ".gan_copy"
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(src / STACK_DIR / "gan", tmp)
-    tmp.rename(target)  # atomic: a killed copy leaves only .gan_copy, redone next time
-    return True
+    return copy_finished_gan(src / STACK_DIR / "gan", target, spec.config.steps)
 
 
 def write_json_lines(path: pathlib.Path, rows: list[dict]) -> None:

@@ -61,6 +61,13 @@ def anogan_stack_batch(nets: dict, x: jax.Array, keys: jax.Array, offset, config
     return jax.vmap(one, in_axes=(0, None if shared else 0, 0))(nets, x, keys)
 
 
+def stacked_fixed(base, states: dict) -> dict:
+    """``{net: (params, stats)}`` for ``base``'s fixed networks, each taken (stacked) from the
+    earlier phase's state that trained it, e.g. each model's own GAN under f-AnoGAN's encoder."""
+    return {name: next((s.params[name], s.stats[name]) for s in states.values() if name in s.params)
+            for name in getattr(base, "fixed", {})}
+
+
 def check_stackable(cls: type) -> None:
     """Raise ``NotImplementedError`` for a detector class a stack cannot run."""
     # MAD-GAN's scorer takes a key per batch besides the nets; AnoGAN's search is vmapped here.
@@ -184,11 +191,7 @@ class DetectorStack:
             base = t.trainer(phase)
             # Fixed nets of a later phase (f-AnoGAN's GAN under its encoder) come from each
             # model's own earlier phase, not from the one model the lone trainer was built on.
-            fixed = {}
-            for name in getattr(base, "fixed", {}):
-                source = next(s for s in self.states_.values() if name in s.params)
-                fixed[name] = (source.params[name], source.stats[name])
-            trainer = StackTrainer(base, self.members, fixed, shard=self.shard)
+            trainer = StackTrainer(base, self.members, stacked_fixed(base, self.states_), shard=self.shard)
             steps = t._steps(phase) if isinstance(t, GANDetector) else None
             run = t.run_config(phase, steps)
             run = dataclasses.replace(run, **self.run_options, label=phase,
